@@ -1,0 +1,2 @@
+// placeholder until the plugin lands; see issue 3
+export {};

@@ -1,0 +1,28 @@
+/**
+ * @blockwork/core — the bdev layer, DI composition, SPDK-compatible config and JSON-RPC, and the
+ * built-in malloc, null and passthru bdevs. Plugins import only from this entry.
+ *
+ * @example
+ * import 'reflect-metadata';
+ * import { BdevLayer, io } from '@blockwork/core';
+ * const desc = layer.open('Malloc0', true);
+ * const ch = desc.getIoChannel();
+ * await io.write(ch, Buffer.alloc(4096, 0xab), 0, 8);
+ */
+import 'reflect-metadata';
+
+export * from './errno';
+export * from './errors';
+export * from './tokens';
+export * from './subsystem';
+export * from './aligned-buffer';
+export * from './bdev/types';
+export * from './bdev/iostat';
+export { IoChannel, sliceIovs } from './bdev/io-channel';
+export * from './bdev/bdev-layer';
+export * from './bdev/promise-io';
+export * from './rpc/types';
+export * from './rpc/rpc-error';
+export * from './rpc/rpc-registry';
+export * from './plugin/plugin';
+export * from './logger';
