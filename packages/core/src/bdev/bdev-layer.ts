@@ -99,6 +99,13 @@ export class BdevLayer {
     return b;
   }
 
+  /** The bdev `name` if `module` created it (delete RPCs), else BDEV_NOT_FOUND naming the module. */
+  requireOf(name: string, module: BdevModule): Bdev {
+    const b = this.get(name);
+    if (!b || b.module !== module) throw coreError('BDEV_NOT_FOUND', `no ${module.name} bdev named '${name}'`);
+    return b;
+  }
+
   /** All bdevs in registration order. */
   list(): Bdev[] {
     return this.ordered.map((e) => e.bdev);

@@ -29,7 +29,10 @@ export class SharedChannel {
   inflight = 0;
   removed = false;
   private drainWaiters: Array<() => void> = [];
-  /** Deferred completions of I/Os refused before reaching the driver (never completed inside submit). */
+  /**
+   * Completions of I/Os refused before reaching the driver: delivered on the next check phase, never
+   * inside submit, and not as a microtask, so a caller resubmitting on failure still yields to the loop.
+   */
   private deferred: Array<{ cb: IoCallback; arg: unknown; status: number }> = [];
   private deferredScheduled = false;
   readonly onDriverDone: (io: BdevIo, status: number) => void;
@@ -55,7 +58,7 @@ export class SharedChannel {
     this.deferred.push({ cb, arg, status });
     if (!this.deferredScheduled) {
       this.deferredScheduled = true;
-      queueMicrotask(() => this.flushDeferred());
+      setImmediate(() => this.flushDeferred());
     }
   }
 

@@ -1,0 +1,94 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** A failed system call as the addon reports it: positive errno and the call's name. */
+export interface SyscallFailure {
+  errno: number;
+  syscall: string;
+}
+
+/** What `fileInfo` learns about an open fd. Sizes in bytes; zeros mean "not reported". */
+export interface NativeFileInfo {
+  kind: 'file' | 'block' | 'directory' | 'other';
+  /** File size, or the device size (BLKGETSIZE64) for a block device. */
+  size: number;
+  /** BLKSSZGET for block devices, 0 for files. */
+  logicalBlockSize: number;
+  /** statx STATX_DIOALIGN: required buffer address alignment for O_DIRECT (0 = unknown). */
+  dioMemAlign: number;
+  /** statx STATX_DIOALIGN: required file offset and length alignment for O_DIRECT (0 = unknown). */
+  dioOffsetAlign: number;
+}
+
+/** Batch descriptor opcodes (native/uring-addon.cc `Op`). */
+export const RingOp = {
+  READ: 0,
+  WRITE: 1,
+  /** fsync(DATASYNC) of the whole file. */
+  FSYNC: 2,
+  /** fallocate(PUNCH_HOLE | KEEP_SIZE). */
+  PUNCH: 3,
+  /** fallocate(ZERO_RANGE | KEEP_SIZE). */
+  ZERO: 4,
+} as const;
+
+/**
+ * Doubles per I/O in a batch descriptor: [op, slot, offset bytes, length bytes, first buf, buf count].
+ * Read/write entries take `buf count` consecutive Uint8Arrays of `bufs`, in entry order.
+ */
+export const DESC_STRIDE = 6;
+
+/**
+ * One io_uring with its eventfd on Node's loop. Completions call `onComplete(n)` once per batch with
+ * the slot ids and results (bytes or -errno) in the first n entries of the arrays given at construction.
+ * The poll handle keeps the process alive only while I/O is in flight.
+ */
+export interface UringRing {
+  /** SQ size; slots (user data) must be below it, and at most this many I/Os may be in flight. */
+  readonly sqEntries: number;
+  /** SQEs submitted and not yet reaped. */
+  readonly inflight: number;
+  /**
+   * Fills SQEs from the first `count` descriptor entries that fit in the SQ and enters them with one
+   * io_uring_enter. Returns how many were taken (the caller keeps the rest), or -errno when
+   * io_uring_enter failed and none of them was queued. Throws TypeError on a malformed batch.
+   */
+  submit(count: number, desc: Float64Array, bufs: Uint8Array[]): number;
+  /** Stops the poll, unmaps the ring and closes the ring fd and eventfd. Call with nothing in flight. */
+  close(): void;
+}
+
+/** The exact shape of this package's addon. Nothing else loads it. */
+export interface UringNative {
+  /** Throws an Error with `errno` and `syscall` when setup fails (io_uring_setup, mmap, eventfd, io_uring_register). */
+  UringRing: new (fd: number, entries: number, ids: Uint32Array, results: Int32Array, onComplete: (n: number) => void) => UringRing;
+  fileInfo(fd: number): NativeFileInfo | SyscallFailure;
+  /** null when io_uring_setup works in this process. */
+  probe(): SyscallFailure | null;
+}
+
+/** Walks up from this file to the package root (the folder with binding.gyp), from src/ or dist/src/. */
+function packageRoot(from: string): string {
+  let dir = from;
+  while (!existsSync(join(dir, 'binding.gyp'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`binding.gyp not found above ${from}`);
+    dir = up;
+  }
+  return dir;
+}
+
+let cached: UringNative | null = null;
+
+export function uringNative(): UringNative {
+  if (cached === null) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    cached = load(packageRoot(__dirname)) as UringNative;
+  }
+  return cached;
+}
+
+export function isSyscallFailure(v: unknown): v is SyscallFailure {
+  return typeof v === 'object' && v !== null && typeof (v as SyscallFailure).errno === 'number' && typeof (v as SyscallFailure).syscall === 'string';
+}

@@ -1,0 +1,157 @@
+import { mkdirSync } from 'node:fs';
+import { container as rootContainer, type DependencyContainer, Lifecycle } from 'tsyringe';
+import { BdevLayer } from './bdev/bdev-layer';
+import { BdevSubsystem } from './bdev/bdev-subsystem';
+import { MallocBdevModule } from './bdev/malloc/malloc-module';
+import { NullBdevModule } from './bdev/null/null-module';
+import { PassthruBdevModule } from './bdev/passthru/passthru-module';
+import type { BdevModule } from './bdev/types';
+import { type BlockworkConfig, readConfigFile } from './config/config-file';
+import { replayConfig } from './config/config-replay';
+import { frameworkRpcMethods } from './framework-rpc';
+import { createLogger, type Logger } from './logger';
+import { configDir, installedFirstParty, loadPlugins, registerPlugins } from './plugin/plugin-loader';
+import { RpcRegistry } from './rpc/rpc-registry';
+import { RpcServer } from './rpc/rpc-server';
+import type { RpcMethodProvider } from './rpc/types';
+import type { Subsystem } from './subsystem';
+import { Tokens } from './tokens';
+import { orderSubsystems } from './subsystem-order';
+
+/** Default RPC socket, as the CLI documents it. */
+export const DEFAULT_RPC_SOCKET = '/var/tmp/blockwork.sock';
+
+export interface DaemonOptions {
+  /** Config file to load (SPDK JSON config + `plugins`). */
+  configPath?: string;
+  /** Config object, when not read from a file (e.g. the CLI's embedded default). */
+  config?: BlockworkConfig;
+  /** RPC socket path; null for an in-process daemon without a socket (tests, `blockwork perf --config`). */
+  rpcSocket?: string | null;
+  /** Mode of the RPC socket (default 0o600). */
+  rpcSocketMode?: number;
+  /** Directory for vhost controller sockets (SPDK's -S); default the run directory. */
+  socketDir?: string;
+  /** Run directory for state and sockets (default /var/tmp/blockwork). */
+  runDir?: string;
+  /** Directories to resolve plugin names from besides the config's (the CLI passes its own). */
+  pluginSearchDirs?: string[];
+  logger?: Logger;
+}
+
+/**
+ * A composed Blockwork daemon: a child DI container holding the bdev layer, core's modules and
+ * every plugin's classes, an RPC registry, the config replayed into it, and the RPC socket.
+ */
+export class Daemon {
+  readonly subsystems: Subsystem[];
+  private server: RpcServer | null = null;
+  private stopping: Promise<void> | null = null;
+  private readonly shutdownListeners: Array<(signal: string) => void> = [];
+
+  private constructor(
+    readonly container: DependencyContainer,
+    readonly layer: BdevLayer,
+    readonly registry: RpcRegistry,
+    readonly log: Logger,
+    readonly options: DaemonOptions,
+  ) {
+    this.subsystems = orderSubsystems(container.isRegistered(Tokens.Subsystem) ? container.resolveAll<Subsystem>(Tokens.Subsystem) : []);
+  }
+
+  /** Composes, loads the config, and listens on the RPC socket (unless rpcSocket is null). */
+  static async start(options: DaemonOptions = {}): Promise<Daemon> {
+    const log = options.logger ?? createLogger();
+    const cfg = options.config ?? (options.configPath ? readConfigFile(options.configPath) : {});
+    const searchDirs = [configDir(options.configPath), ...(options.pluginSearchDirs ?? [])];
+    const plugins = loadPlugins(cfg.plugins ?? installedFirstParty(searchDirs), searchDirs);
+    const c = rootContainer.createChildContainer();
+    const layer = new BdevLayer();
+    const registry = new RpcRegistry();
+    const runDir = options.runDir ?? '/var/tmp/blockwork';
+    const resolved: DaemonOptions = { ...options, runDir, socketDir: options.socketDir ?? runDir };
+    c.register(Tokens.BdevLayer, { useValue: layer });
+    c.register(Tokens.Logger, { useValue: log });
+    c.register(Tokens.RpcRegistry, { useValue: registry });
+    c.register(Tokens.DaemonOptions, { useValue: resolved });
+    const builtIn: Array<new (...args: never[]) => BdevModule> = [MallocBdevModule, NullBdevModule, PassthruBdevModule];
+    for (const m of builtIn) {
+      c.register<BdevModule>(Tokens.BdevModule, { useClass: m as never }, { lifecycle: Lifecycle.ContainerScoped });
+    }
+    c.register(Tokens.Subsystem, { useClass: BdevSubsystem }, { lifecycle: Lifecycle.ContainerScoped });
+    registerPlugins(c, plugins);
+    log.info({ plugins: plugins.map((p) => p.plugin.name) }, 'plugins loaded');
+    const d = new Daemon(c, layer, registry, log, resolved);
+    d.collectMethods();
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    try {
+      await replayConfig(cfg, registry, new Set(d.subsystems.map((s) => s.name)), () => d.initSubsystems(), log);
+      if (options.rpcSocket !== null) await d.listen(options.rpcSocket ?? DEFAULT_RPC_SOCKET);
+    } catch (e) {
+      await d.stop();
+      throw e;
+    }
+    log.info({ bdevs: layer.list().map((b) => b.name), rpcSocket: options.rpcSocket }, 'daemon started');
+    return d;
+  }
+
+  private collectMethods(): void {
+    const modules = this.container.resolveAll<BdevModule>(Tokens.BdevModule);
+    this.layer.setExaminers(modules);
+    const providers = this.container.isRegistered(Tokens.RpcMethodProvider)
+      ? this.container.resolveAll<RpcMethodProvider>(Tokens.RpcMethodProvider)
+      : [];
+    const methods = [
+      ...frameworkRpcMethods(this),
+      ...modules.flatMap((m) => m.rpcMethods()),
+      ...this.subsystems.flatMap((s) => s.rpcMethods?.() ?? []),
+      ...providers.flatMap((p) => p.rpcMethods()),
+    ];
+    for (const m of methods) this.registry.add(m);
+  }
+
+  private async initSubsystems(): Promise<void> {
+    for (const s of this.subsystems) await s.init?.();
+  }
+
+  private async listen(path: string): Promise<void> {
+    this.server = new RpcServer({
+      path,
+      mode: this.options.rpcSocketMode ?? 0o600,
+      dispatch: (method, params, ctx) => this.registry.call(method, params, ctx),
+      log: this.log,
+    });
+    await this.server.listen();
+  }
+
+  /** Calls an RPC method in-process, with the same validation as over the socket. */
+  call(method: string, params?: unknown): Promise<unknown> {
+    return this.registry.call(method, params, { signal: new AbortController().signal });
+  }
+
+  /** Registers a listener for shutdown requests (spdk_kill_instance); the CLI wires it to stop(). */
+  onShutdownRequest(fn: (signal: string) => void): void {
+    this.shutdownListeners.push(fn);
+  }
+
+  requestShutdown(signal: string): void {
+    if (this.shutdownListeners.length === 0) void this.stop();
+    for (const fn of this.shutdownListeners) fn(signal);
+  }
+
+  /** Stops the RPC server, then finishes subsystems in reverse order (bdevs unregistered newest first). */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.server?.close();
+      for (const s of [...this.subsystems].reverse()) {
+        try {
+          await s.fini?.();
+        } catch (e) {
+          this.log.error({ err: e, subsystem: s.name }, 'subsystem fini failed');
+        }
+      }
+      this.log.info('daemon stopped');
+    })();
+    return this.stopping;
+  }
+}
