@@ -1,6 +1,7 @@
 import { type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, allocAligned, isAligned } from '@blockwork/core';
 import { aioError } from './errors';
-import { type AioContextNative, AioOp, BlockingOp, aioNative } from './native';
+import { BlockingQueue } from './blocking-queue';
+import { type AioContextNative, AioOp, aioNative } from './native';
 
 /** What a channel needs from its bdev. `fd` stays open until every channel is closed. */
 export interface AioTarget {
@@ -14,8 +15,6 @@ export interface AioTarget {
 
 /** Kernel AIO queue depth of one channel. More queued I/Os wait in JS for a free slot. */
 export const AIO_DEPTH = 256;
-/** Most unmap/write_zeroes/fdatasync operations handed to one thread-pool job. */
-const BLOCKING_BATCH = 64;
 
 const EIO = -Errno.EIO;
 const EAGAIN = -Errno.EAGAIN;
@@ -281,68 +280,5 @@ function scatter(src: Uint8Array, iovs: Uint8Array[]): void {
   for (const iov of iovs) {
     iov.set(src.subarray(pos, pos + iov.length));
     pos += iov.length;
-  }
-}
-
-/**
- * unmap, write_zeroes and fallback flushes: one thread-pool job at a time per channel, each
- * carrying up to BLOCKING_BATCH operations, so the event loop never waits on fallocate/fdatasync.
- */
-class BlockingQueue {
-  private ios: BdevIo[] = [];
-  private dones: DriverDone[] = [];
-  private head = 0;
-  private running: BdevIo[] = [];
-  private runningDone: DriverDone[] = [];
-  private readonly ops = new Uint8Array(BLOCKING_BATCH);
-  private readonly fds = new Int32Array(BLOCKING_BATCH);
-  private readonly offsets = new Float64Array(BLOCKING_BATCH);
-  private readonly lengths = new Float64Array(BLOCKING_BATCH);
-  private readonly results = new Int32Array(BLOCKING_BATCH);
-  private readonly onDoneBound = (): void => this.onDone();
-
-  constructor(private readonly ch: AioChannel) {}
-
-  get busy(): number {
-    return this.ios.length - this.head + this.running.length;
-  }
-
-  push(io: BdevIo, done: DriverDone): void {
-    this.ios.push(io);
-    this.dones.push(done);
-    this.ch.schedule();
-  }
-
-  start(): void {
-    if (this.running.length > 0 || this.head === this.ios.length) return;
-    const n = Math.min(BLOCKING_BATCH, this.ios.length - this.head);
-    const bs = this.ch.target.blockSize;
-    for (let i = 0; i < n; i++) {
-      const io = this.ios[this.head + i];
-      this.running.push(io);
-      this.runningDone.push(this.dones[this.head + i]);
-      this.ops[i] = io.type === IoType.UNMAP ? BlockingOp.PUNCH_HOLE
-        : io.type === IoType.WRITE_ZEROES ? BlockingOp.ZERO_RANGE : BlockingOp.FDATASYNC;
-      this.fds[i] = this.ch.target.fd;
-      this.offsets[i] = io.offsetBlocks * bs;
-      this.lengths[i] = io.numBlocks * bs;
-    }
-    this.head += n;
-    if (this.head === this.ios.length) {
-      this.ios = [];
-      this.dones = [];
-      this.head = 0;
-    }
-    aioNative().runBlocking(n, this.ops, this.fds, this.offsets, this.lengths, this.results, this.onDoneBound);
-  }
-
-  private onDone(): void {
-    const ios = this.running;
-    const dones = this.runningDone;
-    this.running = [];
-    this.runningDone = [];
-    for (let i = 0; i < ios.length; i++) dones[i](ios[i], this.results[i]);
-    this.start();
-    this.ch.checkIdle();
   }
 }
