@@ -26,6 +26,7 @@ export const CORE_ERRORS = {
   PLUGIN_VERSION: { errno: Errno.EINVAL, text: 'a plugin does not support this core version' },
   RPC_METHOD_EXISTS: { errno: Errno.EEXIST, text: 'two providers declare the same RPC method' },
   RPC_SOCKET_IN_USE: { errno: Errno.EADDRINUSE, text: 'another daemon holds the RPC socket' },
+  RPC_SOCKET_PATH: { errno: Errno.ENAMETOOLONG, text: 'the RPC socket path is too long for a Unix socket' },
   RPC_TIMEOUT: { errno: Errno.ETIMEDOUT, text: 'the request timed out' },
   RPC_WRONG_STATE: { errno: Errno.EPERM, text: 'the method is not allowed in the current state' },
   MEMORY_ALIGNMENT: { errno: Errno.EINVAL, text: 'invalid size or alignment for an I/O buffer' },

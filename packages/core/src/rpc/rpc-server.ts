@@ -72,6 +72,10 @@ export class RpcServer {
    */
   async listen(): Promise<void> {
     if (this.server !== null || this.lockFd >= 0) throw new Error(`RPC server on ${this.opts.path} is already listening`);
+    // sun_path holds 107 bytes; a longer path is silently truncated by the kernel, binding elsewhere.
+    if (Buffer.byteLength(this.opts.path) > 107) {
+      throw coreError('RPC_SOCKET_PATH', `RPC socket path ${this.opts.path} is longer than the 107 bytes a Unix socket address holds`);
+    }
     this.lockFd = this.lock();
     try {
       await unlinkIfExists(this.opts.path);
