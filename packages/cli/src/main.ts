@@ -1,11 +1,12 @@
 import yargs from 'yargs';
 import type { Command } from './command';
 import { bdev } from './commands/bdev';
+import { perf } from './commands/perf';
 import { rpc } from './commands/rpc';
 import { start } from './commands/start';
 
 /** Every command, listed explicitly and kept sorted. */
-export const COMMANDS: readonly Command[] = [bdev, rpc, start];
+export const COMMANDS: readonly Command[] = [bdev, perf, rpc, start];
 
 /** Builds the parser (exported so tests can render help without running anything). */
 export function parser(args: string[]) {

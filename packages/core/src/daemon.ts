@@ -17,6 +17,7 @@ import type { RpcMethodProvider } from './rpc/types';
 import type { Subsystem } from './subsystem';
 import { Tokens } from './tokens';
 import { orderSubsystems } from './subsystem-order';
+import { PerfRpc } from './perf/perf-rpc';
 
 /** Default RPC socket, as the CLI documents it. */
 export const DEFAULT_RPC_SOCKET = '/var/tmp/blockwork.sock';
@@ -79,6 +80,7 @@ export class Daemon {
       c.register<BdevModule>(Tokens.BdevModule, { useClass: m as never }, { lifecycle: Lifecycle.ContainerScoped });
     }
     c.register(Tokens.Subsystem, { useClass: BdevSubsystem }, { lifecycle: Lifecycle.ContainerScoped });
+    c.register(Tokens.RpcMethodProvider, { useClass: PerfRpc }, { lifecycle: Lifecycle.ContainerScoped });
     registerPlugins(c, plugins);
     log.info({ plugins: plugins.map((p) => p.plugin.name) }, 'plugins loaded');
     const d = new Daemon(c, layer, registry, log, resolved);

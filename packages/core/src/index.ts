@@ -45,3 +45,4 @@ export { packageRoot } from './native';
 // Plugins register through core's own tsyringe, so they never load a second copy of the container.
 export { inject, injectable, injectAll, Lifecycle, instancePerContainerCachingFactory } from 'tsyringe';
 export type { DependencyContainer } from 'tsyringe';
+export * from './perf/perf-job';
