@@ -1,0 +1,164 @@
+import type { IoChannel } from '@blockwork/core';
+import {
+  type BlkDevice, BlkRequest, BlkStatus, blkStatusOf, PARSE_NO_STATUS, PARSE_SUBMIT, parseBlkRequest, submitBlkRequest,
+} from './blk-request';
+import type { GuestMemory } from './guest-memory';
+import { ChainError, chainErrorText, DescChain, type SplitVirtqueue } from './virtqueue';
+
+/** What a queue needs from its session: the bdev, the channel and where to report trouble. */
+export interface BlkQueueContext {
+  /** Geometry and capabilities of the exported bdev. */
+  readonly dev: BlkDevice;
+  /** The controller's I/O channel; null once the bdev is gone (requests then fail with IOERR). */
+  readonly channel: IoChannel | null;
+  /** A hostile or broken driver was seen on this queue; `fatal` means the queue stopped. Log once. */
+  onGuestError(queue: number, reason: string, fatal: boolean): void;
+}
+
+/** The long-lived bdev completion callback: `arg` is the pooled request, its owner the queue. */
+function onIoDone(status: number, arg: unknown): void {
+  const req = arg as BlkRequest;
+  (req.owner as BlkQueue).complete(req, blkStatusOf(status));
+}
+
+/**
+ * One started virtqueue of a session: drains every available request on a kick, submits one bdev
+ * I/O per request, writes status + used element on completion and signals the call eventfd once per
+ * batch of completions (coalesced on setImmediate, respecting EVENT_IDX / NO_INTERRUPT).
+ */
+export class BlkQueue {
+  /** Requests submitted to the bdev and not completed yet. */
+  inflight = 0;
+  /** No new requests are taken (GET_VRING_BASE, hot-remove, broken driver). */
+  stopped = false;
+  private readonly pool: BlkRequest[] = [];
+  private readonly chain: DescChain;
+  private flushScheduled = false;
+  /** Set when `stop` has finished: guest memory may be unmapped from then on, so touch nothing. */
+  private detached = false;
+  private drainWaiters: Array<() => void> = [];
+  private readonly flushFn = (): void => this.flush();
+
+  /**
+   * @param notify signals the call eventfd (synchronous, cheap); called at most once per batch.
+   */
+  constructor(
+    readonly index: number,
+    readonly vq: SplitVirtqueue,
+    private readonly mem: GuestMemory,
+    private readonly ctx: BlkQueueContext,
+    private readonly notify: () => void,
+  ) {
+    this.chain = new DescChain(vq.size);
+  }
+
+  /** Kick handler: takes every available request (avail idx read once per pass). Never throws. */
+  process(): void {
+    const vq = this.vq;
+    while (!this.stopped) {
+      let n = vq.pending(vq.availIdx());
+      if (n === 0) {
+        if (!vq.eventIdx) return;
+        vq.armAvailEvent();
+        if (vq.pending(vq.availIdx()) === 0) return;
+        continue;
+      }
+      if (n > vq.size) {
+        this.fatal(`avail idx is ${n} entries ahead (queue size ${vq.size})`);
+        return;
+      }
+      while (n-- > 0 && !this.stopped) this.take(vq.nextHead());
+    }
+  }
+
+  private take(head: number): void {
+    const vq = this.vq;
+    if (this.inflight >= vq.size) {
+      this.fatal('more requests in flight than the queue size (head reused before its completion)');
+      return;
+    }
+    const r = vq.walk(head, this.chain);
+    if (r === ChainError.HEAD_RANGE) {
+      this.fatal(`head ${head} ${chainErrorText(r)}`);
+      return;
+    }
+    if (r < 0) {
+      this.ctx.onGuestError(this.index, `head ${head}: ${chainErrorText(r)}`, false);
+      this.pushNow(head, 0);
+      return;
+    }
+    const req = this.pool.pop() ?? new BlkRequest(this);
+    req.head = head;
+    const res = parseBlkRequest(this.chain, this.mem, this.ctx.dev, req);
+    if (res === PARSE_SUBMIT) {
+      const ch = this.ctx.channel;
+      if (ch !== null) {
+        this.inflight++;
+        submitBlkRequest(req, ch, onIoDone);
+        return;
+      }
+      req.setStatus(BlkStatus.IOERR);
+    } else if (res === PARSE_NO_STATUS) {
+      this.ctx.onGuestError(this.index, `head ${head}: chain has no device-writable status byte`, false);
+    } else {
+      req.setStatus(res);
+    }
+    this.pushNow(head, req.usedLen);
+    this.release(req);
+  }
+
+  /** Completion of a bdev I/O (from onIoDone). */
+  complete(req: BlkRequest, status: number): void {
+    req.setStatus(status);
+    this.vq.pushUsed(req.head, req.usedLen);
+    this.release(req);
+    this.inflight--;
+    this.scheduleFlush();
+    if (this.inflight === 0 && this.drainWaiters.length > 0) {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  private release(req: BlkRequest): void {
+    req.iovs.length = 0;
+    req.statusBytes = null;
+    this.pool.push(req);
+  }
+
+  private pushNow(head: number, len: number): void {
+    this.vq.pushUsed(head, len);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushFn);
+  }
+
+  /** Publishes used->idx for everything completed so far and signals once if the driver wants it. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.detached) return;
+    if (this.vq.publishUsed()) this.notify();
+  }
+
+  private fatal(reason: string): void {
+    this.stopped = true;
+    this.ctx.onGuestError(this.index, reason, true);
+  }
+
+  /**
+   * Stops taking requests and resolves once every in-flight request has completed and its used
+   * element is published (GET_VRING_BASE, SET_MEM_TABLE, teardown). After that nothing of this
+   * queue refers to guest memory.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.inflight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    this.flush();
+    this.detached = true;
+  }
+}
