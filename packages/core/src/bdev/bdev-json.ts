@@ -34,6 +34,9 @@ export function bdevToJson(layer: BdevLayer, bdev: Bdev): Record<string, unknown
   if (claim) out.claim_type = claim.type;
   out.zoned = false;
   if (bdev.optimalIoBoundary > 0) out.optimal_io_boundary = bdev.optimalIoBoundary;
+  // Not in SPDK's output (SPDK keeps it internal, as log2): Blockwork reports it in bytes so users
+  // of O_DIRECT-backed bdevs see what buffers avoid a bounce copy.
+  out.required_alignment = bdev.requiredAlignment;
   out.supported_io_types = supported;
   out.driver_specific = bdev.driverSpecific();
   return out;
