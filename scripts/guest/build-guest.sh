@@ -15,7 +15,7 @@ export LC_ALL=C
 DIR=${BLOCKWORK_GUEST_DIR:-/var/cache/blockwork-guest}
 WORK=
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
-SCRIPT_HASH=$(sha256sum "$SELF" | cut -c1-16)
+SCRIPT_HASH=
 MODULES="virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg nvme nvme-tcp nvmet nvmet-tcp brd null_blk vfio-pci"
 
 die() { echo "build-guest: $*" >&2; exit 1; }
@@ -185,6 +185,7 @@ build() {
 
 main() {
   check_tools
+  SCRIPT_HASH=$(sha256sum "$SELF" | cut -c1-16)
   [ "$(id -u)" = 0 ] || [ -w "$DIR" ] || [ -w "$(dirname "$DIR")" ] ||
     die "cannot write $DIR: run as root or set BLOCKWORK_GUEST_DIR"
   mkdir -p "$DIR"
