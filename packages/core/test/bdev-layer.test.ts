@@ -110,3 +110,42 @@ t.test('resize is announced to descriptor owners', async (t) => {
   t.same(events, ['resize']);
   t.equal(layer.get('N')!.numBlocks, 2048);
 });
+
+t.test('a filter inserted under open descriptors sees every later write before the driver, and can be removed', async (t) => {
+  const { layer, mk } = setup();
+  mk('A');
+  const ch = layer.open('A', true).getIoChannel();
+  await status(ch, IoType.WRITE, 0, 1, [Buffer.alloc(512, 1)]);
+  const seen: string[] = [];
+  const remove = layer.insertFilter('A', {
+    submit(io, done, next) {
+      seen.push(`${IoType[io.type]}@${io.offsetBlocks}`);
+      next.submit(io, done);
+    },
+  });
+  const late = layer.open('A', false).getIoChannel();
+  t.equal(await status(ch, IoType.WRITE, 5, 2, [Buffer.alloc(1024, 2)]), 0);
+  t.equal(await status(ch, IoType.UNMAP, 9, 1), 0);
+  const back = Buffer.alloc(1024);
+  t.equal(await status(late, IoType.READ, 5, 2, [back]), 0);
+  t.ok(back.equals(Buffer.alloc(1024, 2)), 'data went through to the driver');
+  t.same(seen, ['WRITE@5', 'UNMAP@9', 'READ@5'], 'existing and new descriptors both pass the filter');
+  remove();
+  await status(ch, IoType.WRITE, 7, 1, [Buffer.alloc(512)]);
+  t.equal(seen.length, 3, 'removed filter sees nothing more');
+});
+
+t.test('a filter may hold I/O and release it later', async (t) => {
+  const { layer, mk } = setup();
+  mk('A');
+  const ch = layer.open('A', true).getIoChannel();
+  const held: Array<() => void> = [];
+  layer.insertFilter('A', { submit: (io, done, next) => held.push(() => next.submit(io, done)) });
+  let completed = false;
+  const p = status(ch, IoType.WRITE, 1, 1, [Buffer.alloc(512, 7)]).then((s) => { completed = true; return s; });
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(completed, false, 'held while the filter keeps it');
+  t.equal(ch.inflight, 1);
+  held.forEach((f) => f());
+  t.equal(await p, 0);
+});

@@ -1,7 +1,7 @@
 import { coreError } from '../errors';
 import { IoStat } from './iostat';
 import { IoChannel, SharedChannel } from './io-channel';
-import type { Bdev, BdevModule } from './types';
+import type { Bdev, BdevFilter, BdevModule } from './types';
 
 /** Events delivered to descriptor owners. */
 export type BdevEvent = 'remove' | 'resize';
@@ -16,6 +16,7 @@ interface BdevEntry {
   descs: Set<BdevDesc>;
   claim: { module: string; type: ClaimType; desc: BdevDesc } | null;
   shared: SharedChannel | null;
+  filters: BdevFilter[];
   removing: Promise<void> | null;
 }
 
@@ -81,7 +82,7 @@ export class BdevLayer {
     if (!Number.isInteger(bdev.blockSize) || bdev.blockSize < 512 || bdev.blockSize % 512 !== 0) {
       throw coreError('BDEV_INVALID', `bdev ${bdev.name}: block_size ${bdev.blockSize} is not a multiple of 512`);
     }
-    const entry: BdevEntry = { bdev, stat: new IoStat(), descs: new Set(), claim: null, shared: null, removing: null };
+    const entry: BdevEntry = { bdev, stat: new IoStat(), descs: new Set(), claim: null, shared: null, filters: [], removing: null };
     for (const n of new Set([bdev.name, ...bdev.aliases, bdev.uuid])) this.byName.set(n, entry);
     this.ordered.push(entry);
     for (const m of this.examiners) m.examine?.(bdev);
@@ -160,8 +161,24 @@ export class BdevLayer {
 
   sharedChannel(bdev: Bdev): SharedChannel {
     const entry = this.entry(bdev.name);
-    if (entry.shared === null) entry.shared = new SharedChannel(bdev, bdev.createChannel(), entry.stat);
+    if (entry.shared === null) entry.shared = new SharedChannel(bdev, bdev.createChannel(), entry.stat, entry.filters);
     return entry.shared;
+  }
+
+  /**
+   * Puts a filter in front of the bdev's driver, under every descriptor already open and every one
+   * opened later, effective for the next I/O submitted. Returns the function that removes it.
+   */
+  insertFilter(name: string, filter: BdevFilter): () => void {
+    const entry = this.entry(name);
+    entry.filters.push(filter);
+    entry.shared?.setFilters(entry.filters);
+    return () => {
+      const i = entry.filters.indexOf(filter);
+      if (i < 0) return;
+      entry.filters.splice(i, 1);
+      entry.shared?.setFilters(entry.filters);
+    };
   }
 
   /** Tells descriptor owners the bdev's size changed (after the module updated numBlocks). */
@@ -192,7 +209,7 @@ export class BdevLayer {
     }
     if (entry.shared) {
       await entry.shared.drained();
-      await entry.shared.driver.close();
+      await entry.shared.base.close();
     }
     for (const [n, e] of this.byName) if (e === entry) this.byName.delete(n);
     this.ordered.splice(this.ordered.indexOf(entry), 1);

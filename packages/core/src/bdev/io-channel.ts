@@ -1,6 +1,6 @@
 import { Errno } from '../errno';
 import type { IoStat } from './iostat';
-import { type Bdev, type BdevChannel, type BdevIo, IoType, type IoCallback } from './types';
+import { type Bdev, type BdevChannel, type BdevFilter, type BdevIo, IoType, type IoCallback } from './types';
 
 const EINVAL = -Errno.EINVAL;
 const ENODEV = -Errno.ENODEV;
@@ -37,12 +37,30 @@ export class SharedChannel {
   private deferredScheduled = false;
   readonly onDriverDone: (io: BdevIo, status: number) => void;
 
+  /** Where I/O goes: the driver channel, or the first of the filters in front of it. */
+  driver: BdevChannel;
+
   constructor(
     readonly bdev: Bdev,
-    readonly driver: BdevChannel,
+    /** The driver's own channel, below every filter. */
+    readonly base: BdevChannel,
     readonly stat: IoStat,
+    filters: readonly BdevFilter[] = [],
   ) {
     this.onDriverDone = (io, status) => this.complete(io as LayerIo, status);
+    this.driver = base;
+    this.setFilters(filters);
+  }
+
+  /** Rebuilds the chain in front of the driver; I/O already passed on is not affected. */
+  setFilters(filters: readonly BdevFilter[]): void {
+    let next = this.base;
+    for (let i = filters.length - 1; i >= 0; i--) {
+      const f = filters[i];
+      const below = next;
+      next = { submit: (io, done) => f.submit(io, done, below), close: () => below.close() };
+    }
+    this.driver = next;
   }
 
   alloc(): LayerIo {

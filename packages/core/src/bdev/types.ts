@@ -54,6 +54,16 @@ export interface BdevChannel {
   close(): void | Promise<void>;
 }
 
+/**
+ * A filter in front of a bdev's driver, inserted under every open descriptor at once (as QEMU
+ * inserts a mirror filter node): it sees each I/O after the layer's checks and before the driver,
+ * and passes it on with `next.submit(io, done)` — at once, or later (e.g. while writes are held).
+ * It must not use `io.driverCtx` (the driver's) and must pass on or complete every I/O exactly once.
+ */
+export interface BdevFilter {
+  submit(io: BdevIo, done: DriverDone, next: BdevChannel): void;
+}
+
 /** An RPC call that recreates an object: config is replayed RPC. */
 export interface ConfigEntry {
   method: string;
