@@ -65,18 +65,37 @@ export interface VringAddrs {
 }
 
 /**
+ * Ordered 16-bit index accesses (the shape of @blockwork/vhost-user's `ringOrder`): the session
+ * passes that native helper; the default uses Atomics, which suffices for tests over ArrayBuffers.
+ */
+export interface RingOrder {
+  /** Store with a full barrier after it (publish an index, then read the peer's event index). */
+  storeFence16(view: Uint16Array, index: number, value: number): void;
+  /** Load; later loads are not reordered before it. */
+  loadAcquire16(view: Uint16Array, index: number): number;
+}
+
+/** Atomics-based RingOrder: seq_cst store (XCHG on x86-64) and load. */
+export const atomicsRingOrder: RingOrder = {
+  storeFence16: (v, i, x) => {
+    Atomics.store(v, i, x);
+  },
+  loadAcquire16: (v, i) => Atomics.load(v, i),
+};
+
+/**
  * One split virtqueue over guest memory. Ring parts are located once (`create`) with their full
  * sizes checked against one region each; after that every access is inside those checked views.
  *
  * Memory ordering (the guest driver runs on other CPUs): we read avail->idx with Atomics.load and
- * only then the ring entries and descriptors; we write used elements and status bytes with plain
- * stores and publish used->idx with Atomics.store. We rely on: (1) V8 keeping typed-array loads and
- * stores in program order (they are effectful operations in TurboFan's effect chain), (2) x86-64
- * TSO (loads not reordered with loads, stores not with stores), and (3) Atomics.store being
- * sequentially consistent — V8 emits XCHG on x86-64, a full barrier — which provides the
- * store-load fence needed between publishing used->idx (or avail_event) and reading used_event or
- * avail->idx again (the virtio_mb() of Linux's virtqueue code). Atomics work on non-shared
- * ArrayBuffers, including external (mmap'd) ones.
+ * only then the ring entries and descriptors (`loadAcquire16`); we write used elements and status
+ * bytes with plain stores and publish used->idx with `storeFence16`. We rely on: (1) V8 keeping
+ * typed-array loads and stores in program order (they are effectful operations in TurboFan's
+ * effect chain), (2) x86-64 TSO (loads not reordered with loads, stores not with stores), and (3)
+ * `storeFence16` being a full barrier, which provides the store-load fence needed between
+ * publishing used->idx (or avail_event) and reading used_event or avail->idx again (the
+ * virtio_mb() of Linux's virtqueue code). In the daemon it is the native helper of
+ * @blockwork/vhost-user (a C++ seq_cst fence); `atomicsRingOrder` (XCHG) serves tests.
  */
 export class SplitVirtqueue {
   /** Next avail ring position to consume (free-running u16). */
@@ -96,6 +115,7 @@ export class SplitVirtqueue {
     private readonly used16: Uint16Array,
     readonly eventIdx: boolean,
     base: number,
+    private readonly order: RingOrder,
   ) {
     this.lastAvailIdx = base & 0xffff;
     this.usedIdx = base & 0xffff;
@@ -107,7 +127,7 @@ export class SplitVirtqueue {
    * avail (4+2·size, +2 with event idx, 2-aligned) and used (4+8·size, +2 with event idx,
    * 4-aligned) must each lie inside one region. Returns the queue or a sentence saying what is wrong.
    */
-  static create(mem: GuestMemory, size: number, addrs: VringAddrs, eventIdx: boolean, base: number): SplitVirtqueue | string {
+  static create(mem: GuestMemory, size: number, addrs: VringAddrs, eventIdx: boolean, base: number, order: RingOrder = atomicsRingOrder): SplitVirtqueue | string {
     if (!Number.isInteger(size) || size < 1 || size > MAX_QUEUE_SIZE || (size & (size - 1)) !== 0) return `queue size ${size} is not a power of two ≤ ${MAX_QUEUE_SIZE}`;
     if (addrs.desc % 16 !== 0 || addrs.avail % 2 !== 0 || addrs.used % 4 !== 0) return 'vring addresses are misaligned';
     const extra = eventIdx ? 2 : 0;
@@ -120,12 +140,12 @@ export class SplitVirtqueue {
     if (a.byteOffset % 2 !== 0 || u.byteOffset % 4 !== 0) return 'vring mapping is misaligned';
     const a16 = new Uint16Array(a.buffer, a.byteOffset, a.byteLength >>> 1);
     const u16 = new Uint16Array(u.buffer, u.byteOffset, u.byteLength >>> 1);
-    return new SplitVirtqueue(size, mem, d, a, a16, u, u16, eventIdx, base);
+    return new SplitVirtqueue(size, mem, d, a, a16, u, u16, eventIdx, base, order);
   }
 
   /** avail->idx, read once per batch (acquire side: entries are read after it). */
   availIdx(): number {
-    return Atomics.load(this.avail16, 1);
+    return this.order.loadAcquire16(this.avail16, 1);
   }
 
   /** Entries available since lastAvailIdx for a given avail idx; > size means a broken driver. */
@@ -213,7 +233,7 @@ export class SplitVirtqueue {
     const old = this.publishedUsed;
     const now = this.usedIdx;
     if (old === now) return false;
-    Atomics.store(this.used16, 1, now);
+    this.order.storeFence16(this.used16, 1, now);
     this.publishedUsed = now;
     if (this.eventIdx) {
       const usedEvent = this.avail.getUint16(4 + 2 * this.size, true);
@@ -224,10 +244,10 @@ export class SplitVirtqueue {
 
   /**
    * With EVENT_IDX, asks for a kick when the driver adds entries past lastAvailIdx. The caller then
-   * re-reads avail->idx (the Atomics.store is the fence that makes this race-free).
+   * re-reads avail->idx (the fenced store makes this race-free).
    */
   armAvailEvent(): void {
-    if (this.eventIdx) Atomics.store(this.used16, 2 + 4 * this.size, this.lastAvailIdx);
+    if (this.eventIdx) this.order.storeFence16(this.used16, 2 + 4 * this.size, this.lastAvailIdx);
   }
 }
 

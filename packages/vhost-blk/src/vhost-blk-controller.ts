@@ -1,0 +1,135 @@
+import { lstatSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BdevDesc, type BdevLayer, type IoChannel, isBlockworkError, type Logger } from '@blockwork/core';
+import { VhostUserListener } from '@blockwork/vhost-user';
+import { blkConfigImage, blkDeviceOf, offeredFeatures } from './blk-config';
+import type { BlkDevice } from './blk-request';
+import { vhostBlkError } from './errors';
+import { type SessionHost, VhostBlkSession } from './vhost-blk-session';
+
+/** Module name of the bdev claim (bdev_get_bdevs shows it). */
+export const CLAIM_MODULE = 'vhost_blk';
+/** SPDK's coalescing defaults. */
+export const DEFAULT_DELAY_BASE_US = 20;
+export const DEFAULT_IOPS_THRESHOLD = 60000;
+
+/** What vhost_create_blk_controller was given (kept for save_config and vhost_get_controllers). */
+export interface BlkControllerOptions {
+  ctrlr: string;
+  devName: string;
+  /** As given (SPDK accepts hex or a list); reported as "0x…". Informational: one event loop runs everything. */
+  cpumask: string | undefined;
+  readonly: boolean;
+}
+
+/**
+ * A vhost-user-blk controller: one listening socket `<socketDir>/<ctrlr>` (mode 0600) exporting one
+ * bdev, opened for writing (unless read-only) and claimed exclusive_write for module vhost_blk.
+ * Each connection is a VhostBlkSession; all sessions share the controller's I/O channel.
+ */
+export class VhostBlkController implements SessionHost {
+  readonly sessions = new Set<VhostBlkSession>();
+  delayBaseUs = DEFAULT_DELAY_BASE_US;
+  iopsThreshold = DEFAULT_IOPS_THRESHOLD;
+  dev: BlkDevice;
+  channel: IoChannel | null;
+  private listener: VhostUserListener | null = null;
+  private nextSessionId = 0;
+  private removed = false;
+
+  private constructor(
+    readonly opts: BlkControllerOptions,
+    readonly socketPath: string,
+    private readonly desc: BdevDesc,
+    readonly log: Logger,
+  ) {
+    this.dev = blkDeviceOf(desc.bdev, opts.readonly);
+    this.channel = desc.getIoChannel();
+  }
+
+  get name(): string {
+    return this.opts.ctrlr;
+  }
+
+  /** Opens and claims the bdev, then listens. Throws VHOST_BDEV_NOT_FOUND, VHOST_BDEV_CLAIMED or VHOST_SOCKET. */
+  static async create(opts: BlkControllerOptions, layer: BdevLayer, socketDir: string, log: Logger): Promise<VhostBlkController> {
+    const path = join(socketDir, opts.ctrlr);
+    let ctrl: VhostBlkController | null = null;
+    let desc: BdevDesc;
+    try {
+      desc = layer.open(opts.devName, !opts.readonly, (event) => {
+        if (event === 'remove') ctrl?.bdevRemoved();
+        else if (event === 'resize' && ctrl) ctrl.dev = blkDeviceOf(ctrl.desc.bdev, opts.readonly);
+      });
+      if (!opts.readonly) desc.claim(CLAIM_MODULE);
+    } catch (e) {
+      if (isBlockworkError(e) && e.code === 'BDEV_NOT_FOUND') throw vhostBlkError('VHOST_BDEV_NOT_FOUND', `bdev '${opts.devName}' does not exist`, { cause: e });
+      if (isBlockworkError(e) && e.code === 'BDEV_CLAIMED') throw vhostBlkError('VHOST_BDEV_CLAIMED', e.message, { cause: e });
+      throw e;
+    }
+    ctrl = new VhostBlkController(opts, path, desc, log);
+    try {
+      removeStaleSocket(path);
+      const c = ctrl;
+      ctrl.listener = await VhostUserListener.listen(path, { mode: 0o600 }, (conn) => c.accept(conn));
+      ctrl.listener.setRef(false);
+    } catch (e) {
+      desc.close();
+      if (isBlockworkError(e) && e.code.startsWith('VHOST_')) throw vhostBlkError('VHOST_SOCKET', `controller ${opts.ctrlr}: ${e.message}`, { errno: e.errno, cause: e });
+      throw e;
+    }
+    log.info({ ctrlr: opts.ctrlr, bdev: desc.bdev.name, socket: path, readonly: opts.readonly }, 'vhost-blk controller created');
+    return ctrl;
+  }
+
+  private accept(conn: import('@blockwork/vhost-user').VhostUserConnection): void {
+    const s = new VhostBlkSession(this.nextSessionId++, this, conn);
+    this.sessions.add(s);
+    this.log.info({ ctrlr: this.name, session: s.name }, 'vhost-user front end connected');
+  }
+
+  /** The bdev's name (as opened). */
+  get bdevName(): string {
+    return this.desc.bdev.name;
+  }
+
+  features(): bigint {
+    return offeredFeatures(this.dev);
+  }
+
+  configImage(): Buffer {
+    return blkConfigImage(this.removed ? null : this.dev, this.desc.bdev.optimalIoBoundary);
+  }
+
+  sessionClosed(s: VhostBlkSession): void {
+    this.sessions.delete(s);
+    this.log.info({ ctrlr: this.name, session: s.name }, 'vhost-user session closed');
+  }
+
+  /** Hot-remove: new requests fail with IOERR, running queues stop, sessions are marked NEEDS_RESET. */
+  bdevRemoved(): void {
+    this.removed = true;
+    this.channel = null;
+    for (const s of this.sessions) s.bdevRemoved();
+    this.desc.close();
+    this.log.warn({ ctrlr: this.name, bdev: this.opts.devName }, 'bdev hot-removed: controller queues stopped');
+  }
+
+  /** Stops listening, closes every session (draining its I/O) and releases the bdev. */
+  async destroy(): Promise<void> {
+    await this.listener?.close();
+    this.listener = null;
+    await Promise.all([...this.sessions].map((s) => s.close()));
+    this.channel = null;
+    this.desc.close();
+  }
+}
+
+/** SPDK unlinks an existing socket at the controller's path; anything that is not a socket is left alone. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}

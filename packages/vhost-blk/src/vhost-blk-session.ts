@@ -1,0 +1,396 @@
+import type { IoChannel, Logger } from '@blockwork/core';
+import {
+  closeFd, decodeConfig, decodeMemoryTable, decodeU64, decodeVringAddr, decodeVringFd, decodeVringState, encodeConfig, encodeU64,
+  encodeVringState, EventFd, type MappedRegion, mmapFd, requestName, ringOrder, type VhostUserConnection, type VhostUserMessage,
+  VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R, VirtioFeature,
+} from '@blockwork/vhost-user';
+import { MAX_QUEUES, OFFERED_PROTOCOL_FEATURES } from './blk-config';
+import { BlkQueue, type BlkQueueContext } from './blk-queue';
+import type { BlkDevice } from './blk-request';
+import { GuestMemory, type MemoryRegionSpec } from './guest-memory';
+import { MAX_QUEUE_SIZE, SplitVirtqueue } from './virtqueue';
+
+/** What a session needs from its controller. */
+export interface SessionHost {
+  readonly name: string;
+  readonly log: Logger;
+  /** Current device (null after hot-remove) and channel (null after hot-remove). */
+  readonly dev: BlkDevice;
+  readonly channel: IoChannel | null;
+  /** Virtio features offered to this front end. */
+  features(): bigint;
+  /** The 256-byte virtio_blk_config image. */
+  configImage(): Buffer;
+  /** Called once the session is torn down. */
+  sessionClosed(s: VhostBlkSession): void;
+}
+
+interface Vring {
+  num: number;
+  base: number;
+  addr: { desc: number; avail: number; used: number } | null;
+  kick: EventFd | null;
+  call: EventFd | null;
+  err: EventFd | null;
+  enabled: boolean;
+  queue: BlkQueue | null;
+  /** Kick handler, created once per vring. */
+  readonly onKick: () => void;
+}
+
+/** Device status bit: the device hit an error and needs a reset (virtio 1.x §2.1). */
+const STATUS_NEEDS_RESET = 0x40;
+const EVENT_IDX = 1n << BigInt(VirtioFeature.RING_EVENT_IDX);
+const PROTOCOL_FEATURES = 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+const REPLY_ACK = 1n << BigInt(VhostUserProtocolFeature.REPLY_ACK);
+
+/** A message that breaks the protocol: the connection is closed (this session only). */
+class Malformed extends Error {}
+
+function toNumber(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Malformed(`${what} 0x${v.toString(16)} is beyond 2^53`);
+  return Number(v);
+}
+
+/**
+ * One front end's connection to a controller: the vhost-user state machine (features, memory
+ * table, vrings, config, status) and the started queues. Messages are handled strictly in order;
+ * those that must wait for I/O to drain (GET_VRING_BASE, SET_MEM_TABLE, RESET_OWNER) hold back the
+ * ones after them. A malformed message closes this connection only, logged once.
+ */
+export class VhostBlkSession implements BlkQueueContext {
+  private static nextVid = 0;
+  readonly vid = VhostBlkSession.nextVid++;
+  features = 0n;
+  protocolFeatures = 0n;
+  status = 0;
+  private mem: GuestMemory | null = null;
+  private mappings: MappedRegion[] = [];
+  private readonly vrings: Vring[] = [];
+  private pending: Promise<void> = Promise.resolve();
+  private closed = false;
+  private warned = new Set<string>();
+  /** Resolves when the session is fully torn down. */
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(
+    readonly id: number,
+    private readonly host: SessionHost,
+    private readonly conn: VhostUserConnection,
+  ) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+    for (let i = 0; i < MAX_QUEUES; i++) {
+      const v: Vring = { num: 0, base: 0, addr: null, kick: null, call: null, err: null, enabled: false, queue: null, onKick: () => v.queue?.process() };
+      this.vrings.push(v);
+    }
+    conn.onMessage = (m) => {
+      this.pending = this.pending.then(() => this.dispatch(m));
+    };
+    conn.onClose = (err) => {
+      if (err) this.host.log.warn({ ctrlr: host.name, session: this.name, err: err.message }, 'vhost-user connection failed');
+      void this.close();
+    };
+  }
+
+  get name(): string {
+    return `${this.host.name}s${this.vid}`;
+  }
+
+  get dev(): BlkDevice {
+    return this.host.dev;
+  }
+
+  get channel(): IoChannel | null {
+    return this.host.channel;
+  }
+
+  /** Whether any queue is running. */
+  get started(): boolean {
+    return this.vrings.some((v) => v.queue !== null && !v.queue.stopped);
+  }
+
+  /** Highest configured queue index + 1 (SPDK's max_queues). */
+  get maxQueues(): number {
+    let n = 0;
+    this.vrings.forEach((v, i) => {
+      if (v.addr !== null) n = i + 1;
+    });
+    return n;
+  }
+
+  get inflight(): number {
+    return this.vrings.reduce((s, v) => s + (v.queue?.inflight ?? 0), 0);
+  }
+
+  /** BlkQueueContext: hostile driver input. Fatal ones set NEEDS_RESET. Logged once per reason kind. */
+  onGuestError(queue: number, reason: string, fatal: boolean): void {
+    if (fatal) this.status |= STATUS_NEEDS_RESET;
+    const key = `${queue}:${fatal}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.host.log.warn({ ctrlr: this.host.name, session: this.name, queue, fatal }, `guest error: ${reason}`);
+  }
+
+  /** Hot-remove of the bdev: stop every queue (in-flight I/O completes with the layer's status), mark NEEDS_RESET. */
+  bdevRemoved(): void {
+    let running = false;
+    for (const v of this.vrings) {
+      if (v.queue && !v.queue.stopped) {
+        running = true;
+        v.queue.stopped = true;
+      }
+    }
+    if (running) this.status |= STATUS_NEEDS_RESET;
+  }
+
+  private async dispatch(m: VhostUserMessage): Promise<void> {
+    if (this.closed) {
+      for (const fd of m.fds) safeClose(fd);
+      return;
+    }
+    try {
+      const reply = await this.handle(m);
+      if (reply !== undefined) this.send(m.request, reply);
+      else if ((m.flags & VhostUserFlags.NEED_REPLY) !== 0 && (this.protocolFeatures & REPLY_ACK) !== 0n) this.send(m.request, encodeU64(0));
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      this.host.log.warn({ ctrlr: this.host.name, session: this.name, request: requestName(m.request) }, `malformed vhost-user message, closing the connection: ${why}`);
+      // Not awaited: close() queues its teardown behind this very message.
+      void this.close();
+    } finally {
+      // Handlers that keep or close an fd empty m.fds; whatever is left was not wanted.
+      for (const fd of m.fds) safeClose(fd);
+      m.fds.length = 0;
+    }
+  }
+
+  private send(request: number, payload: Uint8Array): void {
+    if (this.conn.isOpen) this.conn.send(request, VhostUserFlags.VERSION | VhostUserFlags.REPLY, payload);
+  }
+
+  private vring(index: number): Vring {
+    if (!Number.isInteger(index) || index >= MAX_QUEUES) throw new Malformed(`queue index ${index} ≥ ${MAX_QUEUES}`);
+    return this.vrings[index];
+  }
+
+  /** Handles one message; returns the reply payload for requests that have one. */
+  private async handle(m: VhostUserMessage): Promise<Uint8Array | undefined> {
+    const p = m.payload;
+    switch (m.request) {
+      case R.GET_FEATURES:
+        return encodeU64(this.host.features());
+      case R.SET_FEATURES: {
+        const f = decodeU64(m.request, p);
+        if ((f & ~this.host.features()) !== 0n) throw new Malformed(`features 0x${f.toString(16)} were not offered`);
+        this.features = f;
+        return undefined;
+      }
+      case R.GET_PROTOCOL_FEATURES:
+        return encodeU64(OFFERED_PROTOCOL_FEATURES);
+      case R.SET_PROTOCOL_FEATURES:
+        this.protocolFeatures = decodeU64(m.request, p) & OFFERED_PROTOCOL_FEATURES;
+        return undefined;
+      case R.SET_OWNER:
+        return undefined;
+      case R.RESET_OWNER:
+        await this.reset();
+        return undefined;
+      case R.GET_QUEUE_NUM:
+        return encodeU64(MAX_QUEUES);
+      case R.SET_MEM_TABLE:
+        await this.setMemTable(m);
+        return undefined;
+      case R.SET_VRING_NUM: {
+        const s = decodeVringState(m.request, p);
+        if (s.num < 1 || s.num > MAX_QUEUE_SIZE || (s.num & (s.num - 1)) !== 0) throw new Malformed(`queue size ${s.num} is not a power of two ≤ ${MAX_QUEUE_SIZE}`);
+        this.vring(s.index).num = s.num;
+        return undefined;
+      }
+      case R.SET_VRING_BASE: {
+        const s = decodeVringState(m.request, p);
+        this.vring(s.index).base = s.num & 0xffff;
+        return undefined;
+      }
+      case R.SET_VRING_ADDR: {
+        const a = decodeVringAddr(m.request, p);
+        const v = this.vring(a.index);
+        v.addr = { desc: toNumber(a.desc, 'desc address'), avail: toNumber(a.avail, 'avail address'), used: toNumber(a.used, 'used address') };
+        if (this.mem !== null && v.num > 0) this.locate(a.index, v); // checked now; located again at start
+        return undefined;
+      }
+      case R.GET_VRING_BASE: {
+        const s = decodeVringState(m.request, p);
+        const v = this.vring(s.index);
+        await this.stopQueue(v);
+        v.kick?.close();
+        v.kick = null;
+        return encodeVringState({ index: s.index, num: v.base });
+      }
+      case R.SET_VRING_KICK:
+      case R.SET_VRING_CALL:
+      case R.SET_VRING_ERR:
+        this.setVringFd(m);
+        return undefined;
+      case R.SET_VRING_ENABLE: {
+        const s = decodeVringState(m.request, p);
+        const v = this.vring(s.index);
+        v.enabled = s.num !== 0;
+        if (v.enabled) this.tryStart(s.index);
+        else await this.stopQueue(v);
+        return undefined;
+      }
+      case R.GET_CONFIG: {
+        const c = decodeConfig(m.request, p);
+        const img = this.host.configImage();
+        return encodeConfig({ offset: c.offset, size: c.size, flags: c.flags, payload: img.subarray(c.offset, c.offset + c.size) });
+      }
+      case R.SET_CONFIG:
+        decodeConfig(m.request, p);
+        this.warnOnce('SET_CONFIG', 'SET_CONFIG refused: the virtio-blk config space is read-only here');
+        return (m.flags & VhostUserFlags.NEED_REPLY) !== 0 ? encodeU64(1) : undefined;
+      case R.SET_STATUS:
+        this.status = Number(decodeU64(m.request, p) & 0xffn) | (this.status & STATUS_NEEDS_RESET);
+        return undefined;
+      case R.GET_STATUS:
+        return encodeU64(this.status);
+      default:
+        this.warnOnce(`req${m.request}`, `unsupported vhost-user request ${requestName(m.request)} ignored`);
+        return (m.flags & VhostUserFlags.NEED_REPLY) !== 0 ? encodeU64(1) : undefined;
+    }
+  }
+
+  private warnOnce(key: string, text: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.host.log.warn({ ctrlr: this.host.name, session: this.name }, text);
+  }
+
+  private setVringFd(m: VhostUserMessage): void {
+    const f = decodeVringFd(m.request, m.payload);
+    const v = this.vring(f.index);
+    if (f.noFd ? m.fds.length !== 0 : m.fds.length !== 1) throw new Malformed(`expected ${f.noFd ? 'no fd' : 'one fd'}, got ${m.fds.length}`);
+    const ev = f.noFd ? null : new EventFd(m.fds[0]);
+    m.fds.length = 0;
+    if (m.request === R.SET_VRING_CALL) {
+      v.call?.close();
+      v.call = ev;
+    } else if (m.request === R.SET_VRING_ERR) {
+      v.err?.close();
+      v.err = ev;
+    } else {
+      v.kick?.close();
+      v.kick = ev;
+      if (v.queue !== null) ev?.watch(v.onKick);
+      // Without PROTOCOL_FEATURES a ring starts enabled on its kick (vhost-user.rst, "Ring states").
+      if ((this.features & PROTOCOL_FEATURES) === 0n) v.enabled = true;
+      if (ev === null) this.warnOnce('poll', 'kick without an fd (polling mode) is not supported; the queue only runs on other events');
+      this.tryStart(f.index);
+    }
+  }
+
+  private locate(index: number, v: Vring): SplitVirtqueue {
+    const q = SplitVirtqueue.create(this.mem!, v.num, v.addr!, (this.features & EVENT_IDX) !== 0n, v.base, ringOrder);
+    if (typeof q === 'string') throw new Malformed(`queue ${index}: ${q}`);
+    return q;
+  }
+
+  /** Starts a queue once it has memory, size, addresses, a kick fd and is enabled. */
+  private tryStart(index: number): void {
+    const v = this.vrings[index];
+    if (v.queue !== null || this.mem === null || v.addr === null || v.num === 0 || v.kick === null || !v.enabled) return;
+    if (this.host.channel === null) return;
+    const q = new BlkQueue(index, this.locate(index, v), this.mem, this, () => {
+      try {
+        v.call?.signal();
+      } catch {
+        // A call fd the front end closed: the guest is going away; nothing to report per I/O.
+      }
+    });
+    v.queue = q;
+    v.kick.watch(v.onKick);
+    q.process();
+  }
+
+  /** Stops a queue, waits for its I/O and remembers where it stopped (SET_VRING_BASE value). */
+  private async stopQueue(v: Vring): Promise<void> {
+    const q = v.queue;
+    if (q === null) return;
+    v.kick?.unwatch();
+    await q.stop();
+    v.base = q.vq.lastAvailIdx;
+    v.queue = null;
+  }
+
+  private async setMemTable(m: VhostUserMessage): Promise<void> {
+    const t = decodeMemoryTable(m.request, m.payload);
+    if (m.fds.length !== t.regions.length) throw new Malformed(`${t.regions.length} regions but ${m.fds.length} fds`);
+    const maps: MappedRegion[] = [];
+    const specs: MemoryRegionSpec[] = [];
+    try {
+      t.regions.forEach((r, i) => {
+        const size = toNumber(r.memorySize, 'memory_size');
+        const map = mmapFd(m.fds[i], size, toNumber(r.mmapOffset, 'mmap_offset'));
+        maps.push(map);
+        specs.push({ guestPhysAddr: toNumber(r.guestPhysAddr, 'guest_phys_addr'), size, userAddr: toNumber(r.userspaceAddr, 'userspace_addr'), bytes: new Uint8Array(map.buffer) });
+      });
+      const mem = GuestMemory.create(specs);
+      if (typeof mem === 'string') throw new Malformed(mem);
+      // Views of the old table must be gone before it is unmapped: stop and drain every queue.
+      const running = this.vrings.map((v, i) => (v.queue !== null ? i : -1)).filter((i) => i >= 0);
+      for (const i of running) await this.stopQueue(this.vrings[i]);
+      this.unmapAll();
+      this.mem = mem;
+      this.mappings = maps;
+      for (const i of running) this.tryStart(i);
+    } catch (e) {
+      for (const map of maps) if (!this.mappings.includes(map)) map.unmap();
+      throw e;
+    } finally {
+      // The mappings stay valid without the fds.
+      for (const fd of m.fds) safeClose(fd);
+      m.fds.length = 0;
+    }
+  }
+
+  private unmapAll(): void {
+    this.mem = null;
+    for (const map of this.mappings) map.unmap();
+    this.mappings = [];
+  }
+
+  private async reset(): Promise<void> {
+    for (const v of this.vrings) {
+      await this.stopQueue(v);
+      v.kick?.close();
+      v.call?.close();
+      v.err?.close();
+      Object.assign(v, { num: 0, base: 0, addr: null, kick: null, call: null, err: null, enabled: false });
+    }
+    this.unmapAll();
+    this.features = 0n;
+    this.status = 0;
+  }
+
+  /** Closes the connection, drains every queue, releases fds and memory. Idempotent. */
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.conn.close();
+      this.pending = this.pending.then(async () => {
+        await this.reset();
+        this.host.sessionClosed(this);
+        this.resolveDone();
+      });
+    }
+    return this.done;
+  }
+}
+
+function safeClose(fd: number): void {
+  try {
+    closeFd(fd);
+  } catch {
+    // Already closed or never valid: nothing more to release.
+  }
+}
