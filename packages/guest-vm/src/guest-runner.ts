@@ -9,7 +9,10 @@ import { parseSerialFrame } from './serial-frame';
 
 /** How to boot one guest. */
 export interface GuestOptions {
-  /** Shell script run by busybox sh in the guest, as root, cwd /, stdin /dev/null. */
+  /**
+   * Shell script run by busybox sh in the guest, as root, cwd /, stdin /dev/null. Its stdout
+   * becomes result.output; its stderr goes to the console (redirect 2>&1 to keep it).
+   */
   script: string;
   /** vhost-user-blk disks, /dev/vda first. Their presence switches guest RAM to a shared memfd. */
   vhostUserBlk?: VhostUserBlkDisk[];
@@ -87,6 +90,10 @@ export function startGuest(opts: GuestOptions): GuestHandle {
   const image = opts.image ?? guestImagePaths();
   const missing = guestToolsMissing({ storageDaemon: false });
   if (!qemu || (!opts.image && missing.length > 0)) throw new Error('cannot start guest: ' + missing.join('; '));
+  for (const d of opts.vhostUserBlk ?? []) {
+    // sun_path holds 107 bytes plus NUL; QEMU's own error would only reach result.stderr.
+    if (Buffer.byteLength(d.socket) > 107) throw new Error(`vhost-user socket path longer than 107 bytes: ${d.socket}`);
+  }
   const dir = mkdtempSync(join(tmpdir(), 'bw-guest-'));
   const scriptFile = join(dir, 'cmd.sh');
   writeFileSync(scriptFile, opts.script);

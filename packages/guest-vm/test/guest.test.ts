@@ -121,6 +121,12 @@ echo "read $(dd if=/dev/vda bs=65536 skip=${PATTERN_OFFSET / 65536} count=16 2>/
   }
 });
 
+t.test('a socket path too long for sun_path is refused before QEMU starts', async (t) => {
+  if (!requireGuestTools(t, { storageDaemon: false })) return;
+  const image = await ensureGuestImage();
+  t.throws(() => startGuest({ image, script: 'true', vhostUserBlk: [{ socket: '/tmp/' + 'x'.repeat(103) }] }), /longer than 107 bytes/);
+});
+
 t.test('a timeout kills QEMU and is reported', async (t) => {
   if (!requireGuestTools(t, { storageDaemon: false })) return;
   const image = await ensureGuestImage();
