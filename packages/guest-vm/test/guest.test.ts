@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ensureGuestImage, requireGuestTools, runGuest, startGuest } from '../src/index';
 
+// Three TCG boots take ~1.5 min alone and twice that when tap's other job boots guests too:
+// more than the project's 300 s per file. (t.setTimeout on the root tells the runner.)
+t.setTimeout(600_000);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function isAlive(pid: number): boolean {
