@@ -1,4 +1,4 @@
-import { BlockworkError, Errno } from '@blockwork/core';
+import { Errno, errorFactory } from '@blockwork/core';
 
 /**
  * Errors of the aio bdev module, extending core's catalogue. Codes are stable: never renamed or
@@ -19,8 +19,5 @@ export const AIO_ERRORS = {
 
 export type AioErrorCode = keyof typeof AIO_ERRORS;
 
-/** Creates an aio error; `errno` overrides the catalogue default (e.g. EROFS vs EACCES). */
-export function aioError(code: AioErrorCode, message: string, opts: { errno?: number; cause?: unknown } = {}): BlockworkError {
-  return new BlockworkError(code, opts.errno ?? AIO_ERRORS[code].errno, message,
-    opts.cause === undefined ? undefined : { cause: opts.cause });
-}
+/** Creates a catalogue error; `errno` overrides the default (e.g. EROFS vs EACCES). */
+export const aioError = errorFactory(AIO_ERRORS);

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { loadAddon } from '@blockwork/core';
 
 /** A failed system call as the addon reports it: positive errno and the call's name. */
 export interface NativeFailure {
@@ -91,24 +90,9 @@ export function isFailure(v: unknown): v is NativeFailure {
   return typeof v === 'object' && v !== null && typeof (v as NativeFailure).errno === 'number';
 }
 
-/** Walks up to the folder holding binding.gyp: works from src/ (tests) and dist/src/ alike. */
-function packageRoot(from: string): string {
-  let dir = from;
-  while (!existsSync(join(dir, 'binding.gyp'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`binding.gyp not found above ${from}`);
-    dir = up;
-  }
-  return dir;
-}
-
 let cached: AioNative | null = null;
 
 export function aioNative(): AioNative {
-  if (cached === null) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    cached = load(packageRoot(__dirname)) as AioNative;
-  }
+  cached ??= loadAddon(__dirname) as AioNative;
   return cached;
 }

@@ -1,4 +1,4 @@
-import { BlockworkError, Errno } from '@blockwork/core';
+import { Errno, errorFactory } from '@blockwork/core';
 
 /**
  * This package's error catalogue, extending core's. Codes are stable: never renamed, never reused.
@@ -20,7 +20,5 @@ export const URING_ERRORS = {
 
 export type UringErrorCode = keyof typeof URING_ERRORS;
 
-/** Creates a catalogue error; `errno` overrides the default (e.g. EROFS for URING_FILE_NOT_WRITABLE). */
-export function uringError(code: UringErrorCode, message: string, opts: { errno?: number; cause?: unknown } = {}): BlockworkError {
-  return new BlockworkError(code, opts.errno ?? URING_ERRORS[code].errno, message, opts.cause === undefined ? undefined : { cause: opts.cause });
-}
+/** Creates a catalogue error; `errno` overrides the default (e.g. EROFS vs EACCES). */
+export const uringError = errorFactory(URING_ERRORS);

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { loadAddon } from '@blockwork/core';
 
 /** A failed system call as the addon reports it: positive errno and the call's name. */
 export interface SyscallFailure {
@@ -67,25 +66,10 @@ export interface UringNative {
   probe(): SyscallFailure | null;
 }
 
-/** Walks up from this file to the package root (the folder with binding.gyp), from src/ or dist/src/. */
-function packageRoot(from: string): string {
-  let dir = from;
-  while (!existsSync(join(dir, 'binding.gyp'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`binding.gyp not found above ${from}`);
-    dir = up;
-  }
-  return dir;
-}
-
 let cached: UringNative | null = null;
 
 export function uringNative(): UringNative {
-  if (cached === null) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    cached = load(packageRoot(__dirname)) as UringNative;
-  }
+  cached ??= loadAddon(__dirname) as UringNative;
   return cached;
 }
 

@@ -65,3 +65,12 @@ export function isBlockworkError(e: unknown): e is BlockworkError {
 export function ioStatusText(status: number): string {
   return `${strerror(-status)} (errno ${-status})`;
 }
+
+/**
+ * The factory for a package's own catalogue (`AIO_ERRORS`, ...), so each package declares codes and
+ * gets `xxxError(code, message, { errno?, cause? })`; `errno` overrides the default (EROFS vs EACCES).
+ */
+export function errorFactory<C extends Record<string, { errno: number; text: string }>>(catalogue: C) {
+  return (code: keyof C & string, message: string, opts: { errno?: number; cause?: unknown } = {}): BlockworkError =>
+    new BlockworkError(code, opts.errno ?? catalogue[code].errno, message, opts.cause === undefined ? undefined : { cause: opts.cause });
+}

@@ -41,7 +41,7 @@ export * from './plugin/plugin-loader';
 export { RpcServer } from './rpc/rpc-server';
 export { RpcClient } from './rpc/rpc-client';
 export * from './testkit/bdev-compliance';
-export { packageRoot } from './native';
+export { loadAddon, packageRoot } from './native';
 // Plugins register through core's own tsyringe, so they never load a second copy of the container.
 export { inject, injectable, injectAll, Lifecycle, instancePerContainerCachingFactory } from 'tsyringe';
 export type { DependencyContainer } from 'tsyringe';

@@ -23,13 +23,20 @@ export function packageRoot(from: string): string {
   return dir;
 }
 
+/**
+ * Loads the addon of the package containing `fromDir` (pass `__dirname`): the folder with
+ * binding.gyp is found from src/ (tests) and dist/src/ alike. Each package's src/native.ts calls
+ * this once and casts the result to its addon's declared shape.
+ */
+export function loadAddon(fromDir: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const load = require('node-gyp-build') as (dir: string) => unknown;
+  return load(packageRoot(fromDir));
+}
+
 let cached: CoreNative | null = null;
 
 export function coreNative(): CoreNative {
-  if (cached === null) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    cached = load(packageRoot(__dirname)) as CoreNative;
-  }
+  cached ??= loadAddon(__dirname) as CoreNative;
   return cached;
 }
