@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { connect } from 'node:net';
 
 const BIN = resolve(__dirname, '../bin/blockwork.js');
 const exec = promisify(execFile);
@@ -16,12 +17,20 @@ function shortDir(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
+function answers(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(sock, () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+}
+
 async function startDaemon(t: { teardown(fn: () => unknown): void }, sock: string, ...args: string[]): Promise<ChildProcess> {
   const child = spawn(process.execPath, [BIN, 'start', '--rpc-socket', sock, '--run-dir', join(sock, '..', 'run'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c) => { err += c; });
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  for (let i = 0; i < 200 && !existsSync(sock); i++) {
+  // Wait until it answers: after a SIGKILL the old socket file is still there, refusing connections.
+  for (let i = 0; i < 200 && !(await answers(sock)); i++) {
     if (child.exitCode !== null) throw new Error(`daemon exited: ${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -98,4 +107,21 @@ t.test('blockwork perf -w verify passes in-process on aio and uring bdevs', asyn
     t.equal(r.errors, 0, `${b}: no errors`);
     t.equal(r.miscompares, 0, `${b}: no miscompares`);
   }
+});
+
+t.test('--state-file: a daemon killed with SIGKILL comes back with the bdevs created over RPC', async (t) => {
+  const dir = shortDir(t);
+  const sock = join(dir, 's.sock');
+  const state = join(dir, 'state.json');
+  const d1 = await startDaemon(t, sock, '--state-file', state);
+  await cli('rpc', 'bdev_null_create', '-r', sock, '--name', 'N1', '--num_blocks', '128', '--block_size', '512');
+  await cli('rpc', 'bdev_passthru_create', '-r', sock, '--name', 'P1', '--base_bdev_name', 'N1');
+  await cli('rpc', 'bdev_malloc_delete', '-r', sock, '--name', 'Malloc0');
+  const before = (await cli('rpc', 'bdev_get_bdevs', '-r', sock)).stdout;
+  t.equal(statSync(state).mode & 0o777, 0o600, 'state file is owner-only');
+  const gone = new Promise((r) => d1.once('exit', r));
+  d1.kill('SIGKILL');
+  await gone;
+  await startDaemon(t, sock, '--state-file', state);
+  t.equal((await cli('rpc', 'bdev_get_bdevs', '-r', sock)).stdout, before, 'same bdevs, uuids and claims after the crash');
 });

@@ -18,6 +18,7 @@ import type { Subsystem } from './subsystem';
 import { Tokens } from './tokens';
 import { orderSubsystems } from './subsystem-order';
 import { PerfRpc } from './perf/perf-rpc';
+import { StateFile } from './state-file';
 
 /** Default RPC socket, as the CLI documents it. */
 export const DEFAULT_RPC_SOCKET = '/var/tmp/blockwork.sock';
@@ -35,6 +36,11 @@ export interface DaemonOptions {
   socketDir?: string;
   /** Run directory for state and sockets (default /var/tmp/blockwork). */
   runDir?: string;
+  /**
+   * State file (save_config format + plugins), rewritten after every RPC that changes state. If it
+   * exists at start it is loaded instead of `config`/`configPath`: a restart comes back as it was.
+   */
+  stateFile?: string;
   /** Directories to resolve plugin names from besides the config's (the CLI passes its own). */
   pluginSearchDirs?: string[];
   logger?: Logger;
@@ -47,6 +53,7 @@ export interface DaemonOptions {
 export class Daemon {
   readonly subsystems: Subsystem[];
   private server: RpcServer | null = null;
+  private state: StateFile | null = null;
   private stopping: Promise<void> | null = null;
   private readonly shutdownListeners: Array<(signal: string) => void> = [];
 
@@ -63,7 +70,9 @@ export class Daemon {
   /** Composes, loads the config, and listens on the RPC socket (unless rpcSocket is null). */
   static async start(options: DaemonOptions = {}): Promise<Daemon> {
     const log = options.logger ?? createLogger();
-    const cfg = options.config ?? (options.configPath ? readConfigFile(options.configPath) : {});
+    const saved = options.stateFile ? StateFile.load(options.stateFile) : null;
+    if (saved) log.info({ stateFile: options.stateFile }, 'restoring state saved by the previous run');
+    const cfg = saved ?? options.config ?? (options.configPath ? readConfigFile(options.configPath) : {});
     const searchDirs = [configDir(options.configPath), ...(options.pluginSearchDirs ?? [])];
     const plugins = loadPlugins(cfg.plugins ?? installedFirstParty(searchDirs), searchDirs);
     const c = rootContainer.createChildContainer();
@@ -84,10 +93,12 @@ export class Daemon {
     registerPlugins(c, plugins);
     log.info({ plugins: plugins.map((p) => p.plugin.name) }, 'plugins loaded');
     const d = new Daemon(c, layer, registry, log, resolved);
+    if (options.stateFile) d.state = new StateFile(options.stateFile, plugins.map((p) => p.spec), () => d.subsystems, log);
     d.collectMethods();
     mkdirSync(runDir, { recursive: true, mode: 0o700 });
     try {
       await replayConfig(cfg, registry, new Set(d.subsystems.map((s) => s.name)), () => d.initSubsystems(), log);
+      d.state?.save();
       if (options.rpcSocket !== null) await d.listen(options.rpcSocket ?? DEFAULT_RPC_SOCKET);
     } catch (e) {
       await d.stop();
@@ -120,7 +131,11 @@ export class Daemon {
     this.server = new RpcServer({
       path,
       mode: this.options.rpcSocketMode ?? 0o600,
-      dispatch: (method, params, ctx) => this.registry.call(method, params, ctx),
+      dispatch: async (method, params, ctx) => {
+        const result = await this.registry.call(method, params, ctx);
+        if (this.state && StateFile.changes(method)) this.state.save();
+        return result;
+      },
       log: this.log,
     });
     await this.server.listen();

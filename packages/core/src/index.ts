@@ -46,3 +46,4 @@ export { loadAddon, packageRoot } from './native';
 export { inject, injectable, injectAll, Lifecycle, instancePerContainerCachingFactory } from 'tsyringe';
 export type { DependencyContainer } from 'tsyringe';
 export * from './perf/perf-job';
+export { StateFile } from './state-file';

@@ -12,6 +12,7 @@ export const start: Command = {
       .option('config', { alias: ['c', 'json'], type: 'string', describe: 'JSON config file (SPDK format, plus a top-level "plugins" list)' })
       .option('rpc-socket', { alias: 'r', type: 'string', default: '/var/tmp/blockwork.sock', describe: 'RPC socket path' })
       .option('socket-dir', { alias: 'S', type: 'string', describe: 'Directory for vhost controller sockets (default: the run directory)' })
+      .option('state-file', { type: 'string', describe: 'Keep the daemon state here (save_config format), rewritten on every change and loaded instead of --config when it exists' })
       .option('run-dir', { type: 'string', default: '/var/tmp/blockwork', describe: 'Directory for runtime state' })
       .option('log-level', { type: 'string', default: process.env.BLOCKWORK_LOG_LEVEL ?? 'info', describe: 'trace, debug, info, warn, error or silent' }),
   async handler(argv) {
@@ -24,6 +25,7 @@ export const start: Command = {
         rpcSocket: argv['rpc-socket'] as string,
         socketDir: argv['socket-dir'] as string | undefined,
         runDir: argv['run-dir'] as string,
+        stateFile: argv['state-file'] as string | undefined,
         pluginSearchDirs: [dirname(require.resolve('@blockwork/core')), __dirname],
         logger: log,
       });
