@@ -176,3 +176,20 @@ t.test('delete with a connected session closes it', async (t) => {
   await f.closed;
   t.pass('front end saw the close');
 });
+
+t.test('hot-remove of the bdev stops the queues and reports NEEDS_RESET', async (t) => {
+  const { d, path } = await daemonWithController(t);
+  const f = await Front.open(t, path);
+  const { g, call, kick } = await startQueue(t, f);
+  t.same(await writeAndRead(g, call, kick, 0, 0x42), [2, 0, 0, 1]);
+  await d.layer.unregister('Malloc0');
+  t.equal(Number(decodeU64(0, (await f.ask(R.GET_STATUS)).payload) & 0x40n), 0x40, 'NEEDS_RESET');
+  const cfg = decodeConfig(R.GET_CONFIG, (await f.ask(R.GET_CONFIG, encodeConfig({ offset: 0, size: 60 }))).payload);
+  t.equal(decodeVirtioBlkConfig(cfg.payload).capacity, 0n, 'capacity 0 after removal');
+  g.post([{ gpa: g.header(BlkType.IN, 0), len: 16 }, { gpa: g.alloc(512), len: 512, write: true }, { gpa: g.alloc(1), len: 1, write: true }]);
+  kick.signal();
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(g.usedIdx(), 2, 'a stopped queue takes nothing');
+  t.match(await d.call('vhost_get_controllers'), [{ sessions: [{ started: false }] }]);
+  t.equal(await d.call('vhost_delete_controller', { ctrlr: 'vhost.0' }), true);
+});
