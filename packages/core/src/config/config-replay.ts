@@ -12,10 +12,13 @@ const METHOD_PLUGINS: Array<[string, string]> = [
   ['bdev_rbd_', '@blockwork/bdev-rbd'],
   ['vhost_', '@blockwork/vhost-blk'],
   ['migration_', '@blockwork/migration'],
+  ['nbd_', '@blockwork/nbd'],
+  ['bdev_nbd_', '@blockwork/nbd'],
 ];
 const SUBSYSTEM_PLUGINS: Record<string, string> = {
   vhost_blk: '@blockwork/vhost-blk',
   migration: '@blockwork/migration',
+  nbd: '@blockwork/nbd',
 };
 
 export function pluginForMethod(method: string): string | undefined {

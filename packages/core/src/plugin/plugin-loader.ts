@@ -13,6 +13,7 @@ export const FIRST_PARTY_PLUGINS = [
   '@blockwork/bdev-rbd',
   '@blockwork/vhost-blk',
   '@blockwork/migration',
+  '@blockwork/nbd',
 ] as const;
 
 /** This core's version, checked against each plugin's `core` range. */
