@@ -175,7 +175,8 @@ export class NvmeController {
     if (e.nvmeStatus === undefined) return e;
     const s = decodeStatus(e.nvmeStatus);
     const t = this.opts.trid;
-    const ipo = ((e.cdw0 ?? 0) >>> 16) & 0xffff;
+    // DW0 of a Connect Invalid Parameters: IPO (offset of the bad field) in bits 15:0, IATTR in bit 16.
+    const ipo = (e.cdw0 ?? 0) & 0xffff;
     if (s.sct === 1 && s.sc === SC_CONNECT_INVALID_HOST || (s.sct === 1 && s.sc === SC_CONNECT_INVALID_PARAM && ipo === 512)) {
       return nvmeError('NVME_HOST_REJECTED', `${this.describe()}: target ${t.traddr}:${t.trsvcid} does not allow host ${this.opts.hostnqn} on ${t.subnqn} (${statusText(e.nvmeStatus, true)})`, e);
     }

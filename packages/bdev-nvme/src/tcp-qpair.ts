@@ -240,8 +240,9 @@ export class TcpQpair extends NvmeQpair {
     this.ended = true;
     this.reader.stop();
     this.sock.destroy();
-    this.failAll(QP_DISCONNECTED);
+    // The owner hears first, so the commands failed next see the controller already resetting.
     this.onDisconnect?.(err);
+    this.failAll(QP_DISCONNECTED);
   }
 }
 
