@@ -18,6 +18,8 @@ namespace {
 
 constexpr size_t kHeaderBytes = 4096;  // bit words start here (page aligned)
 constexpr size_t kMutexOffset = 512;   // pthread_mutex_t inside the header
+constexpr size_t kSlotOffset = 1024;   // copy slots: granule+1 being copied, 0 = free
+constexpr size_t kSlots = 64;
 static_assert(sizeof(pthread_mutex_t) <= 256, "mutex slot too small");
 
 void ThrowSyscall(Napi::Env env, int err, const char* syscall) {
@@ -53,6 +55,8 @@ class BitmapFile : public Napi::ObjectWrap<BitmapFile> {
       InstanceMethod<&BitmapFile::Msync>("msync"),
       InstanceMethod<&BitmapFile::TryLockFile>("tryLockFile"),
       InstanceMethod<&BitmapFile::Close>("close"),
+      InstanceMethod<&BitmapFile::SlotSet>("slotSet"),
+      InstanceMethod<&BitmapFile::RecoverSlots>("recoverSlots"),
       InstanceAccessor<&BitmapFile::FileBytes>("fileBytes"),
     });
   }
@@ -342,6 +346,38 @@ class BitmapFile : public Napi::ObjectWrap<BitmapFile> {
   Napi::Value TryLockFile(const Napi::CallbackInfo& info) {
     if (fd_ < 0) return Napi::Number::New(info.Env(), -EBADF);
     return Napi::Number::New(info.Env(), flock(fd_, LOCK_EX | LOCK_NB) == 0 ? 0 : -errno);
+  }
+
+  // The mirror clears a granule's bit before copying it. Until the target write completes, the
+  // granule's index sits in a copy slot in the file, so a crash mid-copy cannot lose it: attach
+  // merges every occupied slot back into the bits (RecoverSlots). slotSet(slot, granule + 1) or
+  // slotSet(slot, 0) to free it; single-word atomic stores.
+  Napi::Value SlotSet(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !IsIndex(info[0]) || !IsIndex(info[1]) || info[0].As<Napi::Number>().Int64Value() >= static_cast<int64_t>(kSlots)) {
+      Napi::TypeError::New(env, "slotSet(slot: number < 64, value: number)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!base_) return env.Undefined();
+    auto* slots = reinterpret_cast<uint64_t*>(base_ + kSlotOffset);
+    __atomic_store_n(&slots[info[0].As<Napi::Number>().Int64Value()], static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()), __ATOMIC_SEQ_CST);
+    return env.Undefined();
+  }
+
+  // Sets the bit of every occupied slot (within bounds) and frees the slot. Returns how many.
+  Napi::Value RecoverSlots(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!NeedMap(env)) return env.Undefined();
+    auto* slots = reinterpret_cast<uint64_t*>(base_ + kSlotOffset);
+    uint32_t n = 0;
+    for (size_t i = 0; i < kSlots; i++) {
+      uint64_t v = __atomic_exchange_n(&slots[i], 0, __ATOMIC_SEQ_CST);
+      if (v != 0 && v - 1 < nbits_) {
+        OrRange(v - 1, 1);
+        n++;
+      }
+    }
+    return Napi::Number::New(env, n);
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -1,6 +1,7 @@
 /**
  * The dirty bitmap file's header (docs/migration.md has the table). Little-endian, 4096 bytes so the
- * bit words start page aligned; the robust mutex lives at byte 512 (native/bitmap-addon.cc).
+ * bit words start page aligned; the robust mutex lives at byte 512 and the 64 copy slots (u64
+ * granule+1 being copied, 0 = free) at byte 1024 (native/bitmap-addon.cc).
  */
 export const HEADER_BYTES = 4096;
 /** Bytes of the header that carry fields (the rest, from 512, is the mutex and padding). */

@@ -8,11 +8,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Copies dirty granules from source to target, several in flight. For each granule: clear its bit,
  * THEN read the source and write the target; a write landing in between marks it again (see
  * WriteTracker), so the next pass copies it once more. A granule is never copied twice at once.
+ * While a copy is in flight its granule sits in a copy slot of the file, so a crash mid-copy
+ * leaves it dirty for the next attach.
  */
 export class CopyEngine {
   /** Bytes written to the target by this engine since it was created. */
   bytesCopied = 0;
-  private readonly free: Buffer[] = [];
+  private readonly free: Array<{ buf: Buffer; slot: number }> = [];
   private readonly copying = new Set<number>();
   private waiters: Array<() => void> = [];
   private error: Error | null = null;
@@ -25,7 +27,7 @@ export class CopyEngine {
     private readonly concurrency: number,
     private readonly bucket: TokenBucket | null,
   ) {
-    for (let i = 0; i < concurrency; i++) this.free.push(allocAligned(bitmap.granuleBytes, 4096));
+    for (let i = 0; i < Math.min(concurrency, 64); i++) this.free.push({ buf: allocAligned(bitmap.granuleBytes, 4096), slot: i });
   }
 
   /**
@@ -43,13 +45,13 @@ export class CopyEngine {
         g++;
         continue;
       }
-      while (this.copying.size >= this.concurrency) await new Promise<void>((r) => this.waiters.push(r));
+      while (this.free.length === 0) await new Promise<void>((r) => this.waiters.push(r));
       const len = Math.min(this.bitmap.granuleBytes, this.sourceBytes - g * this.bitmap.granuleBytes);
       if (limited && this.bucket) {
         for (let wait = this.bucket.take(len); wait > 0 && !stopped(); wait = this.bucket.take(len)) await sleep(Math.min(wait, 100));
         if (stopped()) break;
       }
-      if (this.bitmap.clear(g)) {
+      if (this.bitmap.clearForCopy(g, this.free[this.free.length - 1].slot)) {
         this.copy(g, len);
         n++;
       }
@@ -66,15 +68,16 @@ export class CopyEngine {
   }
 
   private copy(g: number, len: number): void {
-    const buf = this.free.pop()!;
-    const view = buf.subarray(0, len);
+    const res = this.free.pop()!;
+    const view = res.buf.subarray(0, len);
     const off = g * this.bitmap.granuleBytes;
     this.copying.add(g);
     const finish = (status: number, what: string) => {
       this.copying.delete(g);
-      this.free.push(buf);
+      if (status !== 0) this.bitmap.set(g);
+      this.bitmap.copied(res.slot);
+      this.free.push(res);
       if (status !== 0) {
-        this.bitmap.set(g);
         this.error ??= new Error(`${what} of granule ${g} (byte ${off}, ${len} bytes) failed: ${ioStatusText(status)}`);
       } else {
         this.bytesCopied += len;

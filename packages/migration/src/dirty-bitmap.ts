@@ -43,6 +43,8 @@ function openFile(path: string, createBytes: number): NativeBitmapFile {
 export class DirtyBitmap {
   /** True when attach found a bitmap from another boot and marked everything dirty. */
   rebooted = false;
+  /** Granules whose copy was in flight when the previous owner died, marked dirty again at attach. */
+  recoveredCopies = 0;
 
   private constructor(
     readonly path: string,
@@ -128,6 +130,7 @@ export class DirtyBitmap {
   }
 
   private bumpGeneration(): void {
+    this.recoveredCopies = this.file.recoverSlots();
     const boot = currentBootId();
     if (this.hdr.bootId !== boot) {
       // No process of an earlier boot can hold the mutex, and marks not msync'ed before a host
@@ -181,6 +184,22 @@ export class DirtyBitmap {
   /** Test-and-clear of one granule: true if it was dirty. */
   clear(granule: number): boolean {
     return this.file.clearBit(granule);
+  }
+
+  /**
+   * Clears a granule's bit before its copy while recording it in copy slot `slot` (< 64), so a crash
+   * before `copied(slot)` leaves it dirty for the next attach. True if it was dirty (else the slot stays free).
+   */
+  clearForCopy(granule: number, slot: number): boolean {
+    this.file.slotSet(slot, granule + 1);
+    if (this.file.clearBit(granule)) return true;
+    this.file.slotSet(slot, 0);
+    return false;
+  }
+
+  /** Frees copy slot `slot`: the granule's data is on the target. */
+  copied(slot: number): void {
+    this.file.slotSet(slot, 0);
   }
 
   set(granule: number): boolean {

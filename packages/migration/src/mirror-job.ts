@@ -153,6 +153,7 @@ export class MirrorJob {
     const dirty = this.bitmap.dirtyCount();
     if (this.phase === 'bulk') this.setPhase('dirty');
     if (this.phase === 'dirty' && dirty <= this.threshold) this.setPhase('converged');
+    else if (this.phase === 'converged' && dirty > 4 * this.threshold) this.setPhase('dirty');
     if (dirty === 0 && this.cleanWaiters.length > 0) {
       const w = this.cleanWaiters;
       this.cleanWaiters = [];

@@ -42,6 +42,10 @@ export interface NativeBitmapFile {
   msync(): number;
   /** flock(LOCK_EX|LOCK_NB) on the file: 0 or -errno (-EWOULDBLOCK when another holder has it). */
   tryLockFile(): number;
+  /** Copy slot `slot` (< 64) := value (granule + 1 while it is copied, 0 when free): a crash mid-copy leaves it occupied. */
+  slotSet(slot: number, value: number): void;
+  /** Marks the granule of every occupied copy slot dirty and frees the slot; returns how many. */
+  recoverSlots(): number;
   /** munmap and close; later bit calls see an empty bitmap (markBytes returns 0). */
   close(): void;
 }
