@@ -1,6 +1,7 @@
 import { benchBdevLayer } from './bdev-layer.bench';
 import { benchFileBdevs } from './file-bdevs.bench';
 import { haveFio } from './harness';
+import { benchRbd } from './rbd.bench';
 
 /** `npm run bench`: every benchmark prints our figure, the peer's from the same run, and the ratio. */
 async function main(): Promise<void> {
@@ -10,6 +11,7 @@ async function main(): Promise<void> {
   const only = process.argv[2];
   if (!only || only === 'bdev-layer') await benchBdevLayer(seconds);
   if (!only || only === 'file') await benchFileBdevs(seconds, rounds);
+  if (!only || only === 'rbd') await benchRbd(seconds, rounds);
 }
 
 main().catch((e) => {
