@@ -1,12 +1,13 @@
 import yargs from 'yargs';
 import type { Command } from './command';
 import { bdev } from './commands/bdev';
+import { migrate } from './commands/migrate';
 import { perf } from './commands/perf';
 import { rpc } from './commands/rpc';
 import { start } from './commands/start';
 
 /** Every command, listed explicitly and kept sorted. */
-export const COMMANDS: readonly Command[] = [bdev, perf, rpc, start];
+export const COMMANDS: readonly Command[] = [bdev, migrate, perf, rpc, start];
 
 /** Builds the parser (exported so tests can render help without running anything). */
 export function parser(args: string[]) {
