@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync } from 'node:fs';
 import type { BdevLayer, Logger } from '@blockwork/core';
 import { nbdError } from './errors';
@@ -134,7 +134,7 @@ export class NbdServer {
     for (const e of [...this.exports.values()]) this.dropExport(e);
   }
 
-  private accept(socket: import('node:net').Socket): void {
+  private accept(socket: Socket): void {
     const conn = new NbdServerConnection(socket, {
       find: (n) => this.exports.get(n),
       names: () => [...this.exports.keys()],

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { allocAligned, Errno, io, IoType } from '@blockwork/core';
+import { allocAligned, Errno, io, type IoChannel, IoType } from '@blockwork/core';
 import { exportingDaemon, startDaemon, tempDir } from './fixtures/helpers';
 
-function submit(ch: ReturnType<ReturnType<import('@blockwork/core').BdevLayer['open']>['getIoChannel']>, type: IoType, off: number, n: number, iovs: Uint8Array[] = []): Promise<number> {
+function submit(ch: IoChannel, type: IoType, off: number, n: number, iovs: Uint8Array[] = []): Promise<number> {
   return new Promise((resolve) => ch.submit(type, off, n, iovs, (s) => resolve(s)));
 }
 
@@ -87,7 +87,6 @@ t.test('server killed mid-read: the read fails with -EIO, never hangs', async (t
   const { d: real, socket } = await exportingDaemon(tempDir(t));
   t.teardown(() => real.stop());
   // A proxy that negotiates through to the real server, then dies after the first request header.
-  const { connect } = await import('node:net');
   let requests = 0;
   const proxy = createServer((c) => {
     const up = connect(socket);
