@@ -12,13 +12,14 @@ const METHOD_PLUGINS: Array<[string, string]> = [
   ['bdev_rbd_', '@blockwork/bdev-rbd'],
   ['vhost_', '@blockwork/vhost-blk'],
   ['migration_', '@blockwork/migration'],
-  ['nbd_', '@blockwork/nbd'],
+  ['nbd_server_', '@blockwork/nbd'],
   ['bdev_nbd_', '@blockwork/nbd'],
 ];
+// Not 'nbd': SPDK's nbd subsystem (nbd_start_disk, a kernel /dev/nbdX) is another feature than our
+// export server, so an SPDK config's nbd section is skipped like any subsystem Blockwork lacks.
 const SUBSYSTEM_PLUGINS: Record<string, string> = {
   vhost_blk: '@blockwork/vhost-blk',
   migration: '@blockwork/migration',
-  nbd: '@blockwork/nbd',
 };
 
 export function pluginForMethod(method: string): string | undefined {
