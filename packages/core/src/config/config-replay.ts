@@ -10,6 +10,7 @@ const METHOD_PLUGINS: Array<[string, string]> = [
   ['bdev_uring_', '@blockwork/bdev-uring'],
   ['bdev_nvme_', '@blockwork/bdev-nvme'],
   ['bdev_rbd_', '@blockwork/bdev-rbd'],
+  ['bdev_virtio_', '@blockwork/bdev-virtio'],
   ['vhost_', '@blockwork/vhost-blk'],
   ['migration_', '@blockwork/migration'],
   ['nbd_server_', '@blockwork/nbd'],

@@ -11,6 +11,7 @@ export const FIRST_PARTY_PLUGINS = [
   '@blockwork/bdev-uring',
   '@blockwork/bdev-nvme',
   '@blockwork/bdev-rbd',
+  '@blockwork/bdev-virtio',
   '@blockwork/vhost-blk',
   '@blockwork/migration',
   '@blockwork/nbd',
