@@ -32,6 +32,11 @@ export class VirtioBlkBdev implements Bdev {
   readonly uuid: string;
   readonly requiredAlignment = 1;
   readonly splitOnOptimalIoBoundary = true;
+  // Plain fields, not getters: the layer reads them on every I/O.
+  readonly blockSize: number;
+  /** The bounce chunk size in blocks: the layer splits larger I/Os on this boundary. */
+  readonly optimalIoBoundary: number;
+  readonly writeCache: boolean;
   numBlocks: number;
   private nextQueue = 0;
   private readonly dma: DmaPool;
@@ -45,23 +50,14 @@ export class VirtioBlkBdev implements Bdev {
     private readonly onDestruct: (b: VirtioBlkBdev) => void,
   ) {
     this.uuid = nameUuid(`${name}\0${params.traddr}`);
-    this.numBlocks = Math.floor(driver.capacityBytes / driver.limits.blockSize);
+    this.blockSize = driver.limits.blockSize;
+    this.optimalIoBoundary = Math.floor(driver.layout!.queues[0].chunkSize / this.blockSize);
+    this.writeCache = driver.has(BF.FLUSH);
+    this.numBlocks = Math.floor(driver.capacityBytes / this.blockSize);
     const L = driver.layout!;
     this.dma = new DmaPool(driver.mem!.buffer, L.dmaOff, L.dmaSize);
   }
 
-  get blockSize(): number {
-    return this.driver.limits.blockSize;
-  }
-
-  /** The bounce chunk size: the layer splits larger I/Os on this boundary. */
-  get optimalIoBoundary(): number {
-    return Math.floor(this.driver.layout!.queues[0].chunkSize / this.blockSize);
-  }
-
-  get writeCache(): boolean {
-    return this.driver.has(BF.FLUSH);
-  }
 
   ioTypeSupported(type: IoType): boolean {
     const d = this.driver;

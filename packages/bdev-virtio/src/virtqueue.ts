@@ -1,8 +1,7 @@
 import { type BdevIo, type DriverDone, Errno, IoType } from '@blockwork/core';
-import {
-  EventFd, ringOrder, VirtioBlkType, VRING_USED_F_NO_NOTIFY, VringDescFlags,
-} from '@blockwork/vhost-user';
+import { EventFd, VirtioBlkType, VringDescFlags } from '@blockwork/vhost-user';
 import type { QueueLayout } from './memory-layout';
+import { SplitRing } from './split-ring';
 
 /** What the queue needs to know about the device (from the negotiated features and config). */
 export interface BlkLimits {
@@ -42,21 +41,12 @@ export class VirtQueue {
   private readonly n: number;
   private readonly mem8: Uint8Array;
   private readonly mem32: Uint32Array;
-  private readonly desc32: Uint32Array;
-  private readonly avail16: Uint16Array;
-  private readonly used16: Uint16Array;
-  private readonly used32: Uint32Array;
-  private readonly freeDesc: Uint16Array;
-  private nFreeDesc: number;
-  private readonly next: Uint16Array;       // shadow of each descriptor's next (the device may scribble on the table)
-  private readonly chainLen: Uint16Array;
+  private readonly ring: SplitRing;
   private readonly freeChunk: Int32Array;
   private nFreeChunk: number;
   private readonly slotChunk: Int32Array;
   private readonly slotIo: Array<BdevIo | null>;
   private readonly slotDone: Array<DriverDone | null>;
-  private availIdx = 0;
-  private lastUsed = 0;
   private inflight = 0;
   private qIo: BdevIo[] = [];
   private qDone: DriverDone[] = [];
@@ -74,15 +64,7 @@ export class VirtQueue {
     this.n = L.size;
     this.mem8 = new Uint8Array(memBuffer);
     this.mem32 = new Uint32Array(memBuffer, 0, memBuffer.byteLength >>> 2);
-    this.desc32 = new Uint32Array(memBuffer, L.descOff, 4 * L.size);
-    this.avail16 = new Uint16Array(memBuffer, L.availOff, 3 + L.size);
-    this.used16 = new Uint16Array(memBuffer, L.usedOff, 3 + 4 * L.size);
-    this.used32 = new Uint32Array(memBuffer, L.usedOff, 1 + 2 * L.size);
-    this.freeDesc = new Uint16Array(L.size);
-    for (let i = 0; i < L.size; i++) this.freeDesc[i] = L.size - 1 - i;
-    this.nFreeDesc = L.size;
-    this.next = new Uint16Array(L.size);
-    this.chainLen = new Uint16Array(L.size);
+    this.ring = new SplitRing(L, memBuffer);
     this.freeChunk = new Int32Array(L.chunkCount);
     for (let i = 0; i < L.chunkCount; i++) this.freeChunk[i] = L.chunkCount - 1 - i;
     this.nFreeChunk = L.chunkCount;
@@ -116,20 +98,14 @@ export class VirtQueue {
 
   private flush(): void {
     this.flushScheduled = false;
-    const before = this.availIdx;
     while (this.qHead < this.qIo.length && this.enqueue(this.qIo[this.qHead], this.qDone[this.qHead])) this.qHead++;
     if (this.qHead === this.qIo.length) {
       this.qIo.length = 0;
       this.qDone.length = 0;
       this.qHead = 0;
     }
-    if (this.availIdx !== before) this.publish();
-  }
-
-  /** Publishes the avail index, then kicks unless the device asked not to be (checked after a full fence). */
-  publish(): void {
-    ringOrder.storeFence16(this.avail16, 1, this.availIdx);
-    if ((this.used16[0] & VRING_USED_F_NO_NOTIFY) === 0) this.kick.signal();
+    // One index publication and at most one kick for the whole batch.
+    if (this.ring.publish()) this.kick.signal();
     if (!this.refd && this.inflight > 0) {
       this.refd = true;
       this.call.setRef(true);
@@ -145,7 +121,7 @@ export class VirtQueue {
       case IoType.WRITE:
         return this.enqueueData(io, done, io.numBlocks * bs);
       case IoType.FLUSH:
-        if (this.nFreeDesc < 2) return false;
+        if (this.ring.nFree < 2) return false;
         this.chain(io, done, VirtioBlkType.FLUSH, 0, -1, 0, 0);
         return true;
       case IoType.UNMAP:
@@ -163,7 +139,7 @@ export class VirtQueue {
     let zeroCopy = iovs.length <= this.limits.segMax;
     for (let i = 0; zeroCopy && i < iovs.length; i++) zeroCopy = iovs[i].buffer === this.memBuffer;
     const nData = zeroCopy ? iovs.length : 1;
-    if (this.nFreeDesc < 2 + nData) return false;
+    if (this.ring.nFree < 2 + nData) return false;
     const type = io.type === IoType.READ ? VirtioBlkType.IN : VirtioBlkType.OUT;
     const sector = (io.offsetBlocks * this.limits.blockSize) / 512;
     if (zeroCopy) {
@@ -195,7 +171,7 @@ export class VirtQueue {
     const first = (io.offsetBlocks * this.limits.blockSize) / 512;
     const total = (io.numBlocks * this.limits.blockSize) / 512;
     const pieces = Math.ceil(total / max);
-    if (this.nFreeDesc < 3 * pieces) {
+    if (this.ring.nFree < 3 * pieces) {
       if (3 * pieces > this.n) queueMicrotask(() => done(io, EINVAL));
       return 3 * pieces > this.n;
     }
@@ -212,7 +188,8 @@ export class VirtQueue {
    * `segSectors` > 0 marks a DISCARD / WRITE_ZEROES segment instead of data.
    */
   private chain(io: BdevIo, done: DriverDone, type: number, sector: number, chunk: number, dataAddr: number, dataLen: number, segSectors = 0): void {
-    const head = this.freeDesc[this.nFreeDesc - 1];
+    const ring = this.ring;
+    const head = ring.peekHead();
     const hdr = this.layout.hdrOff + head * 64;
     const h32 = hdr >>> 2;
     this.mem32[h32] = type;
@@ -220,7 +197,7 @@ export class VirtQueue {
     this.mem32[h32 + 2] = sector % TWO32;
     this.mem32[h32 + 3] = Math.floor(sector / TWO32);
     this.mem8[hdr + STATUS_OFF] = STATUS_UNSET;
-    let d = this.take(hdr, 16, 0);
+    let d = ring.take(hdr, 16, 0);
     let count = 1;
     const dataFlags = type === VirtioBlkType.IN ? VringDescFlags.WRITE : 0;
     if (segSectors > 0) {
@@ -229,51 +206,26 @@ export class VirtQueue {
       this.mem32[s32 + 1] = Math.floor(sector / TWO32);
       this.mem32[s32 + 2] = segSectors;
       this.mem32[s32 + 3] = 0; // flags: no unmap hint for WRITE_ZEROES (must be 0 for DISCARD)
-      d = this.link(d, hdr + SEG_OFF, 16, 0);
+      d = ring.link(d, hdr + SEG_OFF, 16, 0);
       count++;
     } else if (chunk >= 0) {
-      d = this.link(d, dataAddr, dataLen, dataFlags);
+      d = ring.link(d, dataAddr, dataLen, dataFlags);
       count++;
     } else if (type === VirtioBlkType.IN || type === VirtioBlkType.OUT) {
-      for (let i = 0; i < io.iovs.length; i++, count++) d = this.link(d, io.iovs[i].byteOffset, io.iovs[i].length, dataFlags);
+      for (let i = 0; i < io.iovs.length; i++, count++) d = ring.link(d, io.iovs[i].byteOffset, io.iovs[i].length, dataFlags);
     }
-    this.link(d, hdr + STATUS_OFF, 1, VringDescFlags.WRITE);
-    count++;
-    this.chainLen[head] = count;
+    ring.link(d, hdr + STATUS_OFF, 1, VringDescFlags.WRITE);
+    ring.add(head, count + 1);
     this.slotChunk[head] = chunk;
     this.slotIo[head] = io;
     this.slotDone[head] = done;
-    this.avail16[2 + (this.availIdx % this.n)] = head;
-    this.availIdx = (this.availIdx + 1) & 0xffff;
     this.inflight++;
-  }
-
-  /** Pops a free descriptor and fills it (no NEXT yet). */
-  private take(addr: number, len: number, flags: number): number {
-    const d = this.freeDesc[--this.nFreeDesc];
-    const o = d * 4;
-    this.desc32[o] = addr % TWO32;
-    this.desc32[o + 1] = Math.floor(addr / TWO32);
-    this.desc32[o + 2] = len;
-    this.desc32[o + 3] = flags;
-    return d;
-  }
-
-  /** Fills a new descriptor and chains `prev` to it. */
-  private link(prev: number, addr: number, len: number, flags: number): number {
-    const d = this.take(addr, len, flags);
-    this.next[prev] = d;
-    this.desc32[prev * 4 + 3] |= VringDescFlags.NEXT | (d << 16);
-    return d;
   }
 
   /** Consumes the used ring up to the index the device published. One call per wakeup. */
   reap(): void {
-    const end = ringOrder.loadAcquire16(this.used16, 1);
-    while (this.lastUsed !== end) {
-      const e = this.lastUsed % this.n;
-      this.lastUsed = (this.lastUsed + 1) & 0xffff;
-      const head = this.used32[1 + 2 * e];
+    this.ring.beginReap();
+    for (let head = this.ring.nextUsed(); head !== -1; head = this.ring.nextUsed()) {
       if (head >= this.n || this.slotIo[head] === null) {
         this.bogusCompletions++;
         continue;
@@ -306,11 +258,7 @@ export class VirtQueue {
       }
       this.freeChunk[this.nFreeChunk++] = chunk;
     }
-    let d = head;
-    for (let k = this.chainLen[head]; k > 0; k--) {
-      this.freeDesc[this.nFreeDesc++] = d;
-      d = this.next[d];
-    }
+    this.ring.free(head);
     this.slotIo[head] = null;
     this.slotDone[head] = null;
     this.slotChunk[head] = -1;
