@@ -59,6 +59,6 @@ export function renderErrorDocs(catalogues: ReadonlyArray<[pkg: string, name: st
 /** Catalogues of core and of each loaded plugin package (exports named *_ERRORS). */
 export function errorCatalogues(core: Record<string, unknown>, plugins: ReadonlyArray<[string, Record<string, unknown>]>): Array<[string, string, Catalogue]> {
   const pick = (pkg: string, mod: Record<string, unknown>) =>
-    Object.entries(mod).filter(([k]) => /^[A-Z]+_ERRORS$/.test(k)).map(([k, v]) => [pkg, k, v as Catalogue] as [string, string, Catalogue]);
+    Object.entries(mod).filter(([k]) => /^[A-Z][A-Z_]*_ERRORS$/.test(k)).map(([k, v]) => [pkg, k, v as Catalogue] as [string, string, Catalogue]);
   return [...pick('@blockwork/core', core), ...plugins.flatMap(([pkg, mod]) => pick(pkg, mod))];
 }

@@ -29,7 +29,9 @@ export function cpumaskHex(mask: string | undefined): string {
 @injectable()
 export class VhostBlkSubsystem implements Subsystem {
   readonly name = 'vhost_blk';
-  readonly dependsOn: readonly string[] = ['bdev'];
+  // After migration when both are loaded: a restart must re-insert write tracking before a
+  // controller lets the guest write again (dependencies that are not loaded are ignored).
+  readonly dependsOn: readonly string[] = ['bdev', 'migration'];
   private readonly controllers = new Map<string, VhostBlkController>();
 
   constructor(
