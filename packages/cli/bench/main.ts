@@ -2,6 +2,7 @@ import { benchBdevLayer } from './bdev-layer.bench';
 import { benchFileBdevs } from './file-bdevs.bench';
 import { haveFio } from './harness';
 import { benchRbd } from './rbd.bench';
+import { benchVhost } from './vhost.bench';
 
 /** `npm run bench`: every benchmark prints our figure, the peer's from the same run, and the ratio. */
 async function main(): Promise<void> {
@@ -11,6 +12,7 @@ async function main(): Promise<void> {
   const only = process.argv[2];
   if (!only || only === 'bdev-layer') await benchBdevLayer(seconds);
   if (!only || only === 'file') await benchFileBdevs(seconds, rounds);
+  if (!only || only === 'vhost') await benchVhost(seconds, rounds);
   if (!only || only === 'rbd') await benchRbd(seconds, rounds);
 }
 
