@@ -16,7 +16,7 @@ DIR=${BLOCKWORK_GUEST_DIR:-/var/cache/blockwork-guest}
 WORK=
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 SCRIPT_HASH=
-MODULES="virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg nvme nvme-tcp nvmet nvmet-tcp brd null_blk vfio-pci crc32c_generic"
+MODULES="virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg nvme nvme-tcp nvmet nvmet-tcp brd null_blk vfio-pci crc32c_generic vfio_iommu_type1 9p 9pnet_virtio"
 
 die() { echo "build-guest: $*" >&2; exit 1; }
 log() { echo "build-guest: $*" >&2; }

@@ -1,25 +1,30 @@
 import type { Logger } from '@blockwork/core';
-import {
-  type AdminError, connectData, execCommand, fillAbort, fillConnect, fillGetLogPage, fillIdentify, fillKeepAlive,
-  fillPropertyGet, fillPropertySet, fillSetFeatures,
-} from './admin';
+import { execCommand, fillAbort, fillGetLogPage, fillIdentify, fillKeepAlive, fillSetFeatures } from './admin';
 import { nvmeError } from './errors';
 import { type IdentifyController, type IdentifyNamespace, parseIdentifyController, parseIdentifyNamespace, parseNsList } from './identify';
-import {
-  CC_ENABLE, CC_SHN_NORMAL, Cns, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, CSTS_SHST_MASK, decodeStatus, DISCOVERY_NQN, Fid, Prop,
-  SC_CONNECT_INVALID_HOST, SC_CONNECT_INVALID_PARAM, statusText,
-} from './nvme-spec';
+import { CC_ENABLE, CC_SHN_NORMAL, Cns, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, CSTS_SHST_MASK, DISCOVERY_NQN, Fid, Prop } from './nvme-spec';
+import { PcieTransport } from './pcie-transport';
 import { DataDir, type NvmeQpair } from './qpair';
-import { TcpQpair } from './tcp-qpair';
+import { TcpTransport } from './tcp-transport';
+import type { NvmeTransport } from './transport';
 
-/** An NVMe-oF transport id, as SPDK's trid. */
-export interface TransportId {
+/** An NVMe-oF (TCP) transport id, as SPDK's trid. */
+export interface TcpTransportId {
   trtype: 'TCP';
   adrfam: 'IPv4' | 'IPv6';
   traddr: string;
   trsvcid: string;
   subnqn: string;
 }
+
+/** A PCIe transport id, as SPDK's: the PCI address "DDDD:BB:DD.F" of a device bound to vfio-pci. */
+export interface PcieTransportId {
+  trtype: 'PCIe';
+  traddr: string;
+}
+
+/** Where a controller is: NVMe/TCP or local PCIe. */
+export type TransportId = TcpTransportId | PcieTransportId;
 
 /** Everything a controller needs to connect and to recover. Times in the units their names say. */
 export interface ControllerOptions {
@@ -43,7 +48,7 @@ export interface ControllerOptions {
   adminTimeoutMs: number;
   /** Per-I/O timeout (0 = none); an expired I/O is aborted and fails with -ETIMEDOUT. */
   ioTimeoutMs: number;
-  /** Keep Alive Timeout sent in Connect, ms (0 = none); Keep Alive is sent every half of it. */
+  /** Keep Alive Timeout sent in Connect, ms (0 = none); Keep Alive is sent every half of it. TCP only. */
   katoMs: number;
 }
 
@@ -55,18 +60,19 @@ export interface ControllerListener {
 }
 
 const ADMIN_DEPTH = 32;
-const ADMIN_IN_CAPSULE = 8192;
 
 /**
- * One NVMe-oF controller over TCP: admin queue set-up (ICReq, Fabrics Connect, CAP/VS, CC.EN,
- * CSTS.RDY), Identify, Set Features (number of queues), I/O queue pairs, keep-alive, reconnect
- * after a connection loss per ctrlr_loss_timeout_sec / reconnect_delay_sec / fast_io_fail_timeout_sec,
- * and clean shutdown (CC.SHN). Namespaces are found at connect; bdevs are made by the module.
+ * One NVMe controller, over TCP or PCIe (the transport opens queues and reaches registers):
+ * admin queue set-up, CAP/VS, CC.EN, CSTS.RDY, Identify, Set Features (number of queues), I/O
+ * queue pairs, keep-alive (TCP), reconnect after a connection loss per ctrlr_loss_timeout_sec /
+ * reconnect_delay_sec / fast_io_fail_timeout_sec (TCP), and clean shutdown (CC.SHN). Namespaces
+ * are found at connect; bdevs are made by the module.
  */
 export class NvmeController {
   state: ControllerState = 'connecting';
-  admin: TcpQpair | null = null;
-  io: TcpQpair[] = [];
+  admin: NvmeQpair | null = null;
+  io: NvmeQpair[] = [];
+  readonly transport: NvmeTransport;
   cdata!: IdentifyController;
   cap = 0n;
   vs = 0;
@@ -84,15 +90,20 @@ export class NvmeController {
   private lostAt = 0;
   private lastError: Error | null = null;
 
-  constructor(readonly opts: ControllerOptions, private readonly log: Logger) {}
-
-  get isDiscovery(): boolean {
-    return this.opts.trid.subnqn === DISCOVERY_NQN;
+  /** @param transport defaults to the one `opts.trid.trtype` names (tests hand in their own). */
+  constructor(readonly opts: ControllerOptions, private readonly log: Logger, transport?: NvmeTransport) {
+    const t = opts.trid;
+    this.transport = transport ?? (t.trtype === 'PCIe' ? new PcieTransport(t) : new TcpTransport(t));
   }
 
-  /** "Nvme0 (127.0.0.1:4420 nqn...)" for messages. */
+  get isDiscovery(): boolean {
+    return this.opts.trid.trtype === 'TCP' && this.opts.trid.subnqn === DISCOVERY_NQN;
+  }
+
+  /** "controller Nvme0 (127.0.0.1:4420 nqn...)" or "controller Nvme0 (PCIe 0000:00:04.0)" for messages. */
   describe(): string {
     const t = this.opts.trid;
+    if (t.trtype === 'PCIe') return `controller ${this.opts.name} (PCIe ${t.traddr})`;
     return `controller ${this.opts.name} (${t.traddr}:${t.trsvcid} ${t.subnqn})`;
   }
 
@@ -117,16 +128,16 @@ export class NvmeController {
 
   private async connectAll(first: boolean): Promise<void> {
     const o = this.opts;
-    const admin = await this.openQpair(0, ADMIN_DEPTH, ADMIN_IN_CAPSULE, o.adminTimeoutMs);
+    const tr = this.transport;
+    const admin = await tr.openAdmin(this, ADMIN_DEPTH);
     this.admin = admin;
-    const res = await this.fabricsConnect(admin, o.katoMs, 0xffff);
-    this.cntlid = res.cdw0 & 0xffff;
-    const cap = await this.cmd('Property Get CAP', (s) => fillPropertyGet(s, Prop.CAP, true));
-    this.cap = BigInt(cap.cdw0 >>> 0) | (BigInt(cap.cdw1 >>> 0) << 32n);
-    this.vs = (await this.cmd('Property Get VS', (s) => fillPropertyGet(s, Prop.VS, false))).cdw0 >>> 0;
-    await this.cmd('Property Set CC.EN=1', (s) => fillPropertySet(s, Prop.CC, CC_ENABLE));
+    admin.onTimeout = (req, q) => this.abort(q, req.cid);
+    this.cap = await tr.getCap(this);
+    this.vs = await tr.getReg32(this, Prop.VS);
+    await tr.setReg32(this, Prop.CC, CC_ENABLE);
     await this.waitReady();
     this.cdata = parseIdentifyController(await this.identify(Cns.CONTROLLER, 0));
+    if (this.opts.trid.trtype === 'PCIe') this.cntlid = this.cdata.cntlid;
     this.startKeepAlive();
     if (this.isDiscovery) return;
     const want = Math.max(1, o.numIoQueues);
@@ -134,56 +145,17 @@ export class NvmeController {
     const granted = Math.min(want, (nq.cdw0 & 0xffff) + 1, ((nq.cdw0 >>> 16) & 0xffff) + 1);
     if (first) await this.readNamespaces();
     const mqes = Number(this.cap & 0xffffn) + 1;
-    const depth = Math.max(2, Math.min(o.ioQueueSize, mqes, this.cdata.maxcmd || mqes));
-    const icd = Math.max(0, this.cdata.ioccsz * 16 - 64);
-    this.io = await Promise.all(Array.from({ length: granted }, async (_, i) => {
-      const qp = await this.openQpair(i + 1, depth, icd, o.ioTimeoutMs);
-      try {
-        await this.fabricsConnect(qp, 0, this.cntlid);
-      } catch (e) {
-        qp.close();
-        throw e;
-      }
+    // PCIe: the SQ gets depth + 1 entries (a ring holds one less than its size), so depth < MQES + 1.
+    const limit = o.trid.trtype === 'PCIe' ? mqes - 1 : mqes;
+    const depth = Math.max(2, Math.min(o.ioQueueSize, limit, this.cdata.maxcmd || limit));
+    this.io = [];
+    const qps = await Promise.all(Array.from({ length: granted }, async (_, i) => {
+      const qp = await tr.openIo(this, i + 1, depth);
+      qp.onTimeout = (req, q) => this.abort(q, req.cid);
+      this.io.push(qp); // closed with the others if set-up fails half way
       return qp;
     }));
-  }
-
-  private async openQpair(qid: number, depth: number, inCapsuleMax: number, timeoutMs: number): Promise<TcpQpair> {
-    const t = this.opts.trid;
-    const qp = await TcpQpair.connect({
-      host: t.traddr, port: Number(t.trsvcid), family: t.adrfam === 'IPv6' ? 6 : 4, qid, depth,
-      hdgst: this.opts.hdgst, ddgst: this.opts.ddgst, inCapsuleMax, connectTimeoutMs: this.opts.connectTimeoutMs, timeoutMs,
-    });
-    qp.onDisconnect = (err) => this.lost(err);
-    qp.onTimeout = (req, q) => this.abort(q, req.cid);
-    if (qid > 0) this.io.push(qp); // closed with the others if set-up fails half way
-    return qp;
-  }
-
-  private async fabricsConnect(qp: NvmeQpair, katoMs: number, cntlid: number) {
-    const o = this.opts;
-    const data = connectData(o.hostid, cntlid, o.trid.subnqn, o.hostnqn);
-    try {
-      return await execCommand(qp, `Fabrics Connect (qid ${qp.qid})`, (s) => fillConnect(s, qp.qid, qp.depth - 1, katoMs),
-        { dir: DataDir.H2C, buf: data }, o.connectTimeoutMs);
-    } catch (e) {
-      throw this.connectError(e as AdminError & { cdw0?: number });
-    }
-  }
-
-  private connectError(e: AdminError & { cdw0?: number }): Error {
-    if (e.nvmeStatus === undefined) return e;
-    const s = decodeStatus(e.nvmeStatus);
-    const t = this.opts.trid;
-    // DW0 of a Connect Invalid Parameters: IPO (offset of the bad field) in bits 15:0, IATTR in bit 16.
-    const ipo = (e.cdw0 ?? 0) & 0xffff;
-    if (s.sct === 1 && s.sc === SC_CONNECT_INVALID_HOST || (s.sct === 1 && s.sc === SC_CONNECT_INVALID_PARAM && ipo === 512)) {
-      return nvmeError('NVME_HOST_REJECTED', `${this.describe()}: target ${t.traddr}:${t.trsvcid} does not allow host ${this.opts.hostnqn} on ${t.subnqn} (${statusText(e.nvmeStatus, true)})`, e);
-    }
-    if (s.sct === 1 && s.sc === SC_CONNECT_INVALID_PARAM && ipo === 256) {
-      return nvmeError('NVME_SUBSYSTEM_NOT_FOUND', `${this.describe()}: target ${t.traddr}:${t.trsvcid} has no subsystem '${t.subnqn}' (${statusText(e.nvmeStatus, true)})`, e);
-    }
-    return nvmeError('NVME_CONNECT_FAILED', `${this.describe()}: Fabrics Connect failed: ${statusText(e.nvmeStatus, true)}`, e);
+    this.io = qps;
   }
 
   /** Runs one admin command; rejects with a catalogue error naming this controller. */
@@ -209,7 +181,7 @@ export class NvmeController {
     const limitMs = Math.max(500, Number((this.cap >> 24n) & 0xffn) * 500);
     const deadline = Date.now() + limitMs;
     for (;;) {
-      const csts = (await this.cmd('Property Get CSTS', (s) => fillPropertyGet(s, Prop.CSTS, false))).cdw0;
+      const csts = await this.transport.getReg32(this, Prop.CSTS);
       if (csts & CSTS_CFS) throw nvmeError('NVME_CTRLR_FATAL', `${this.describe()}: CSTS.CFS set while enabling (CSTS 0x${csts.toString(16)})`);
       if (csts & CSTS_RDY) return;
       if (Date.now() > deadline) throw nvmeError('NVME_ENABLE_TIMEOUT', `${this.describe()}: CSTS.RDY not set ${limitMs} ms after CC.EN=1`);
@@ -248,8 +220,8 @@ export class NvmeController {
     for (const l of [...this.listeners]) l.onControllerState(s);
   }
 
-  /** A queue pair's connection ended: start the reset/reconnect policy. */
-  private lost(err: Error): void {
+  /** A queue pair's connection ended (called by the transport): start the reset/reconnect policy. */
+  connectionLost(err: Error): void {
     if (this.state !== 'enabled') return;
     this.lastError = err;
     this.lostAt = Date.now();
@@ -265,7 +237,7 @@ export class NvmeController {
       }, o.fastIoFailTimeoutSec * 1000);
     }
     this.closeQpairs();
-    if (o.ctrlrLossTimeoutSec === 0) return this.fail(err);
+    if (o.ctrlrLossTimeoutSec === 0 || !this.transport.reconnectable) return this.fail(err);
     this.setState('resetting');
     this.scheduleReconnect();
   }
@@ -314,6 +286,7 @@ export class NvmeController {
     this.io = [];
     this.admin?.close();
     this.admin = null;
+    this.transport.close();
   }
 
   private stopTimers(): void {
@@ -329,14 +302,16 @@ export class NvmeController {
     const was = this.state;
     this.stopTimers();
     this.setState('deleting');
+    const qids = this.io.map((q) => q.qid);
     for (const q of this.io) q.close();
     this.io = [];
     if (was === 'enabled' && this.admin !== null) {
       try {
-        await this.cmd('Property Set CC.SHN', (s) => fillPropertySet(s, Prop.CC, CC_ENABLE | CC_SHN_NORMAL));
+        if (this.transport instanceof PcieTransport && timeoutMs > 0) await this.transport.deleteIoQueues(this, qids);
+        await this.transport.setReg32(this, Prop.CC, CC_ENABLE | CC_SHN_NORMAL);
         const deadline = Date.now() + timeoutMs;
         while (Date.now() < deadline) {
-          const csts = (await this.cmd('Property Get CSTS', (s) => fillPropertyGet(s, Prop.CSTS, false))).cdw0;
+          const csts = await this.transport.getReg32(this, Prop.CSTS);
           if ((csts & CSTS_SHST_MASK) === CSTS_SHST_COMPLETE) break;
           await sleep(10);
         }

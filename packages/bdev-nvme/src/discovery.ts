@@ -1,5 +1,5 @@
 import type { Logger } from '@blockwork/core';
-import { type ControllerOptions, NvmeController } from './controller';
+import { type ControllerOptions, NvmeController, type TcpTransportId } from './controller';
 import { type DiscoveryEntry, parseDiscoveryHeader, parseDiscoveryLog } from './identify';
 import { DISCOVERY_NQN } from './nvme-spec';
 
@@ -10,7 +10,7 @@ const LID_DISCOVERY = 0x70;
  * NQN), reads the discovery log page (0x70) and disconnects. Resolves with its entries; rejects
  * with the controller's catalogue errors.
  */
-export async function discover(opts: ControllerOptions, log: Logger): Promise<DiscoveryEntry[]> {
+export async function discover(opts: ControllerOptions & { trid: TcpTransportId }, log: Logger): Promise<DiscoveryEntry[]> {
   const c = new NvmeController({ ...opts, trid: { ...opts.trid, subnqn: DISCOVERY_NQN }, katoMs: 0, ctrlrLossTimeoutSec: 0 }, log);
   await c.connect();
   try {

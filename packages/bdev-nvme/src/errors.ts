@@ -7,7 +7,7 @@ import { BlockworkError, Errno } from '@blockwork/core';
 export const NVME_ERRORS = {
   NVME_CTRLR_EXISTS: { errno: Errno.EEXIST, text: 'an NVMe controller with this name is already attached' },
   NVME_CTRLR_NOT_FOUND: { errno: Errno.EINVAL, text: 'no NVMe controller with this name' },
-  NVME_TRTYPE_UNSUPPORTED: { errno: Errno.ENOTSUP, text: 'the transport type is not supported (PCIe is not supported yet; TCP is)' },
+  NVME_TRTYPE_UNSUPPORTED: { errno: Errno.ENOTSUP, text: 'the transport type is not supported (TCP and PCIe are)' },
   NVME_PARAM_INVALID: { errno: Errno.EINVAL, text: 'an attach parameter is invalid or unsupported' },
   NVME_CONNECT_REFUSED: { errno: Errno.ECONNREFUSED, text: 'nothing listens at the target address (connection refused)' },
   NVME_CONNECT_TIMEOUT: { errno: Errno.ETIMEDOUT, text: 'the target did not answer in time (TCP connect, ICResp or Fabrics Connect)' },
@@ -22,6 +22,11 @@ export const NVME_ERRORS = {
   NVME_ENABLE_TIMEOUT: { errno: Errno.ETIMEDOUT, text: 'CSTS.RDY did not follow CC.EN within CAP.TO' },
   NVME_CTRLR_FATAL: { errno: Errno.EIO, text: 'the controller reports a fatal status (CSTS.CFS)' },
   NVME_DISCONNECTED: { errno: Errno.ECONNRESET, text: 'the connection to the controller was lost' },
+  NVME_PCI_DEVICE_NOT_FOUND: { errno: Errno.ENODEV, text: 'no PCI device at this address' },
+  NVME_PCI_NOT_VFIO: { errno: Errno.EBUSY, text: 'the PCI device is not bound to vfio-pci' },
+  NVME_PCI_NO_IOMMU_GROUP: { errno: Errno.ENODEV, text: 'the PCI device has no IOMMU group (no IOMMU enabled)' },
+  NVME_PCI_GROUP_NOT_VIABLE: { errno: Errno.EBUSY, text: 'the IOMMU group is not viable (another device of the group is bound to a host driver)' },
+  NVME_VFIO_FAILED: { errno: Errno.EIO, text: 'a VFIO system call failed while opening the device or mapping DMA memory' },
 } as const;
 
 export type NvmeErrorCode = keyof typeof NVME_ERRORS;

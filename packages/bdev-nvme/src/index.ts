@@ -4,14 +4,15 @@
  * (queue pairs with command ids and timeouts, controller initialisation, Identify, namespaces as
  * bdevs `<ctrlr>n<nsid>`) and the NVMe/TCP transport (TP 8000: ICReq/ICResp, capsules,
  * R2T/H2CData, C2HData, CRC32C digests, Fabrics Connect and Property Get/Set, discovery) in
- * plain TypeScript over Node's net module. PCIe (VFIO) is not supported yet: attaching with
- * trtype PCIe fails with NVME_TRTYPE_UNSUPPORTED. See docs/bdev-nvme.md.
+ * plain TypeScript over Node's net module, and the PCIe transport over VFIO (a small native
+ * addon opens the device, maps BAR0 and DMA memory; queues, PRPs and polling are TypeScript) for
+ * a device bound to vfio-pci behind an IOMMU. See docs/bdev-nvme.md.
  *
  * @example
  * // config: { "plugins": ["@blockwork/bdev-nvme"], "subsystems": [{ "subsystem": "bdev", "config": [
  * //   { "method": "bdev_nvme_attach_controller", "params": { "name": "Nvme0", "trtype": "TCP",
  * //     "traddr": "127.0.0.1", "trsvcid": "4420", "subnqn": "nqn.2016-06.io.example:disk1" } } ] }] }
- * // → bdev "Nvme0n1"
+ * // → bdev "Nvme0n1"; PCIe: { "name": "Nvme1", "trtype": "PCIe", "traddr": "0000:00:04.0" } → "Nvme1n1"
  * import { plugin } from '@blockwork/bdev-nvme';
  * plugin.register(container); // then resolveAll(Tokens.BdevModule) includes NvmeBdevModule
  */
@@ -30,7 +31,8 @@ export default plugin;
 
 export { NvmeBdevModule } from './nvme-bdev-module';
 export { NvmeBdev } from './nvme-bdev';
-export { NvmeController, type ControllerOptions, type ControllerState, type TransportId } from './controller';
+export { NvmeController, type ControllerOptions, type ControllerState, type PcieTransportId, type TcpTransportId, type TransportId } from './controller';
+export type { NvmeTransport } from './transport';
 export { discover } from './discovery';
 export type { DiscoveryEntry, IdentifyController, IdentifyNamespace } from './identify';
 export type { NvmeAttachParams, NvmeDetachParams } from './rpc';

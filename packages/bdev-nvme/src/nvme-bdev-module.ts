@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type BdevLayer, type BdevModule, type ConfigEntry, inject, injectable, type Logger, type RpcMethod, Tokens } from '@blockwork/core';
-import { type ControllerOptions, NvmeController, type TransportId } from './controller';
+import { type ControllerOptions, NvmeController, type TcpTransportId } from './controller';
 import { nvmeError } from './errors';
 import { NvmeBdev } from './nvme-bdev';
 import { DISCOVERY_NQN } from './nvme-spec';
+import { TcpQpair } from './tcp-qpair';
 import { type NvmeAttachParams, type NvmeDetachParams, nvmeRpcMethods } from './rpc';
+import { normalizeBdf } from './vfio';
 
 interface Attached {
   ctrlr: NvmeController;
@@ -70,16 +72,17 @@ export class NvmeBdevModule implements BdevModule {
       throw e;
     }
     const d = ctrlr.cdata;
-    this.log.info({ ctrlr: p.name, traddr: opts.trid.traddr, trsvcid: opts.trid.trsvcid, subnqn: opts.trid.subnqn, model: d.modelNumber,
-      serial: d.serialNumber, ioQueues: ctrlr.io.length, hdgst: ctrlr.admin?.digests.hdgst, ddgst: ctrlr.admin?.digests.ddgst, bdevs: names }, 'NVMe controller attached');
+    const digests = ctrlr.admin instanceof TcpQpair ? ctrlr.admin.digests : undefined;
+    this.log.info({ ctrlr: p.name, ...opts.trid, model: d.modelNumber,
+      serial: d.serialNumber, ioQueues: ctrlr.io.length, hdgst: digests?.hdgst, ddgst: digests?.ddgst, bdevs: names }, 'NVMe controller attached');
     return names;
   }
 
   private options(p: NvmeAttachParams): ControllerOptions {
     const bad = (why: string) => nvmeError('NVME_PARAM_INVALID', `bdev_nvme_attach_controller ${p.name}: ${why}`);
     const trtype = p.trtype.toUpperCase();
-    if (trtype === 'PCIE') throw nvmeError('NVME_TRTYPE_UNSUPPORTED', `bdev_nvme_attach_controller ${p.name}: trtype PCIe is not supported yet (only TCP); see docs/bdev-nvme.md`);
-    if (trtype !== 'TCP') throw nvmeError('NVME_TRTYPE_UNSUPPORTED', `bdev_nvme_attach_controller ${p.name}: trtype ${p.trtype} is not supported (only TCP)`);
+    if (trtype === 'PCIE') return this.pcieOptions(p);
+    if (trtype !== 'TCP') throw nvmeError('NVME_TRTYPE_UNSUPPORTED', `bdev_nvme_attach_controller ${p.name}: trtype ${p.trtype} is not supported (TCP and PCIe are)`);
     const adrfam = (p.adrfam ?? 'IPv4').toLowerCase() === 'ipv6' ? 'IPv6' : 'IPv4';
     if (p.adrfam !== undefined && !['ipv4', 'ipv6'].includes(p.adrfam.toLowerCase())) throw bad(`adrfam ${p.adrfam} is not supported (IPv4 or IPv6)`);
     if (isIP(p.traddr) !== (adrfam === 'IPv6' ? 6 : 4)) throw bad(`traddr '${p.traddr}' is not an ${adrfam} address`);
@@ -97,7 +100,7 @@ export class NvmeBdevModule implements BdevModule {
     if (loss !== 0 && delay === 0) throw bad('reconnect_delay_sec must be > 0 when ctrlr_loss_timeout_sec is not 0');
     if (loss > 0 && delay > loss) throw bad('reconnect_delay_sec must not exceed ctrlr_loss_timeout_sec');
     if (fast > 0 && loss > 0 && fast > loss) throw bad('fast_io_fail_timeout_sec must not exceed ctrlr_loss_timeout_sec');
-    const trid: TransportId = { trtype: 'TCP', adrfam, traddr: p.traddr, trsvcid, subnqn };
+    const trid: TcpTransportId = { trtype: 'TCP', adrfam, traddr: p.traddr, trsvcid, subnqn };
     const connectMs = p.fabrics_connect_timeout_us ? Math.ceil(p.fabrics_connect_timeout_us / 1000) : DEFAULT_CONNECT_TIMEOUT_MS;
     return {
       name: p.name, trid, hostnqn, hostid: Buffer.from(this.hostUuid.replace(/-/g, ''), 'hex'),
@@ -107,12 +110,34 @@ export class NvmeBdevModule implements BdevModule {
     };
   }
 
+  /**
+   * PCIe: traddr is a PCI address of a device bound to vfio-pci. Fabrics-only params are refused;
+   * no keep-alive and no reconnect (there is no connection to lose).
+   */
+  private pcieOptions(p: NvmeAttachParams): ControllerOptions {
+    const bad = (why: string) => nvmeError('NVME_PARAM_INVALID', `bdev_nvme_attach_controller ${p.name}: ${why}`);
+    const bdf = normalizeBdf(p.traddr);
+    if (bdf === null) throw bad(`traddr '${p.traddr}' is not a PCI address (DDDD:BB:DD.F)`);
+    for (const k of ['adrfam', 'trsvcid', 'subnqn', 'psk', 'dhchap_key', 'dhchap_ctrlr_key'] as const) {
+      if (p[k] !== undefined) throw bad(`${k} does not apply to trtype PCIe`);
+    }
+    if (p.hdgst || p.ddgst) throw bad('hdgst/ddgst do not apply to trtype PCIe');
+    if (p.prchk_reftag || p.prchk_guard) throw bad('protection information checks are not supported');
+    if ((p.ctrlr_loss_timeout_sec ?? 0) !== 0) throw bad('ctrlr_loss_timeout_sec does not apply to trtype PCIe (no reconnect)');
+    return {
+      name: p.name, trid: { trtype: 'PCIe', traddr: bdf }, hostnqn: p.hostnqn ?? `nqn.2014-08.org.nvmexpress:uuid:${this.hostUuid}`,
+      hostid: Buffer.from(this.hostUuid.replace(/-/g, ''), 'hex'), hdgst: false, ddgst: false, numIoQueues: p.num_io_queues ?? 1,
+      ioQueueSize: 128, ctrlrLossTimeoutSec: 0, reconnectDelaySec: 0, fastIoFailTimeoutSec: 0, connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      adminTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, ioTimeoutMs: 30_000, katoMs: 0,
+    };
+  }
+
   /** Detaches: hot-removes the bdevs (I/O in flight completes), sends CC.SHN, closes the connections. */
   async detach(p: NvmeDetachParams): Promise<void> {
     const entry = this.ctrlrs.get(p.name);
     if (!entry) throw nvmeError('NVME_CTRLR_NOT_FOUND', `Controller ${p.name} does not exist`);
-    const t = entry.ctrlr.opts.trid;
-    const mismatch = (['trtype', 'traddr', 'adrfam', 'trsvcid', 'subnqn'] as const).find((k) => p[k] !== undefined && p[k]!.toLowerCase() !== t[k].toLowerCase());
+    const t = entry.ctrlr.opts.trid as unknown as Record<string, string | undefined>;
+    const mismatch = (['trtype', 'traddr', 'adrfam', 'trsvcid', 'subnqn'] as const).find((k) => p[k] !== undefined && p[k]!.toLowerCase() !== (t[k] ?? '').toLowerCase());
     if (mismatch) throw nvmeError('NVME_CTRLR_NOT_FOUND', `Controller ${p.name} has no path with ${mismatch} ${p[mismatch]}`);
     await this.remove(entry, true);
   }
@@ -160,6 +185,11 @@ export class NvmeBdevModule implements BdevModule {
 
 /** The attach params as save_config writes them: SPDK's names, defaults filled in. */
 function normalized(p: NvmeAttachParams, o: ControllerOptions): NvmeAttachParams {
+  if (o.trid.trtype === 'PCIe') {
+    const pcie: NvmeAttachParams = { name: p.name, trtype: 'PCIe', traddr: o.trid.traddr, num_io_queues: o.numIoQueues };
+    if (p.max_bdevs !== undefined) pcie.max_bdevs = p.max_bdevs;
+    return pcie;
+  }
   const out: NvmeAttachParams = {
     name: p.name, trtype: o.trid.trtype, traddr: o.trid.traddr, adrfam: o.trid.adrfam, trsvcid: o.trid.trsvcid, subnqn: o.trid.subnqn,
     hostnqn: o.hostnqn, prchk_reftag: false, prchk_guard: false, hdgst: o.hdgst, ddgst: o.ddgst, num_io_queues: o.numIoQueues,

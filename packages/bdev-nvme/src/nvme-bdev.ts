@@ -116,7 +116,7 @@ export class NvmeBdev implements Bdev, NvmeChannelTarget {
 function namespaceUuid(c: NvmeController, nsid: number, ns: IdentifyNamespace): string {
   let hex = ns.nguid;
   if (hex === '') {
-    hex = createHash('sha1').update(`${c.cdata.subnqn || c.opts.trid.subnqn}\0${nsid}\0${ns.eui64}`).digest('hex').slice(0, 32);
+    hex = createHash('sha1').update(`${c.cdata.subnqn || (c.opts.trid.trtype === 'TCP' ? c.opts.trid.subnqn : c.opts.trid.traddr)}\0${nsid}\0${ns.eui64}`).digest('hex').slice(0, 32);
     // RFC 4122 version 5 (name-based) and variant bits.
     hex = `${hex.slice(0, 12)}5${hex.slice(13, 16)}${((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16)}${hex.slice(17)}`;
   }

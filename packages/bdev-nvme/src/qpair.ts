@@ -66,7 +66,7 @@ export class NvmeRequest {
 /**
  * A submission/completion queue pair, transport independent: command id allocation (slot index,
  * LIFO reuse), the outstanding table, per-command timeouts and bulk failure on disconnect. A
- * transport (NVMe/TCP here; PCIe with SQ tail doorbells and CQ phase tags later) implements
+ * transport (NVMe/TCP; PCIe with SQ tail doorbells and CQ phase tags) implements
  * `transportSubmit` and calls `complete` for each completion it receives.
  */
 export abstract class NvmeQpair {
@@ -208,6 +208,11 @@ export abstract class NvmeQpair {
       this.onTimeout?.(r, this);
     }
     if (this.active === 0) this.stopTimer();
+  }
+
+  /** Stops the queue pair: outstanding commands fail with QP_DISCONNECTED. Transports also release their resources. */
+  close(): void {
+    this.failAll(QP_DISCONNECTED);
   }
 
   /** Hands a command to the transport (write the capsule / SQ entry and ring the doorbell). */

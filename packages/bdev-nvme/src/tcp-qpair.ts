@@ -120,7 +120,7 @@ export class TcpQpair extends NvmeQpair {
   }
 
   /** Closes the connection without notifying onDisconnect; outstanding commands fail with QP_DISCONNECTED. */
-  close(): void {
+  override close(): void {
     if (this.ended) return;
     this.ended = true;
     this.reader.stop();

@@ -33,13 +33,29 @@ t.test('every method and param is described', async (t) => {
   }
 });
 
-t.test('trtype PCIe answers "not supported yet"', async (t) => {
+t.test('trtype PCIe: a PCI address that does not exist is named; RDMA is not supported', async (t) => {
   const d = await daemon(t);
-  const e = await errorOf(d.call('bdev_nvme_attach_controller', { name: 'Nvme0', trtype: 'PCIe', traddr: '0000:00:04.0' }));
-  t.equal(e.code, 'NVME_TRTYPE_UNSUPPORTED');
-  t.equal(e.errno, 95);
-  t.match(e.message, /PCIe is not supported yet/);
+  const e = await errorOf(d.call('bdev_nvme_attach_controller', { name: 'Nvme0', trtype: 'PCIe', traddr: '7f:1f.7' }));
+  t.equal(e.code, 'NVME_PCI_DEVICE_NOT_FOUND');
+  t.equal(e.errno, 19);
+  t.match(e.message, /no PCI device 0000:7f:1f\.7/, 'domain 0000 added');
+  t.same(await d.call('bdev_nvme_get_controllers', {}), [], 'name released');
   t.equal((await errorOf(d.call('bdev_nvme_attach_controller', { name: 'Nvme0', trtype: 'RDMA', traddr: '10.0.0.1' }))).code, 'NVME_TRTYPE_UNSUPPORTED');
+});
+
+t.test('trtype PCIe: parameter checks', async (t) => {
+  const d = await daemon(t);
+  const bad = async (extra: Record<string, unknown>, re: RegExp) => {
+    const e = await errorOf(d.call('bdev_nvme_attach_controller', { name: 'Nvme0', trtype: 'PCIe', traddr: '0000:00:04.0', ...extra }));
+    t.equal(e.code, 'NVME_PARAM_INVALID', JSON.stringify(extra));
+    t.match(e.message, re);
+  };
+  await bad({ traddr: '127.0.0.1' }, /not a PCI address/);
+  await bad({ traddr: '0000:00:04' }, /not a PCI address/);
+  await bad({ subnqn: 'nqn.x' }, /subnqn does not apply/);
+  await bad({ trsvcid: '4420' }, /trsvcid does not apply/);
+  await bad({ hdgst: true }, /hdgst\/ddgst/);
+  await bad({ ctrlr_loss_timeout_sec: 5, reconnect_delay_sec: 1 }, /no reconnect/);
 });
 
 t.test('parameter checks name the problem', async (t) => {
