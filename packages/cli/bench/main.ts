@@ -1,6 +1,7 @@
 import { benchBdevLayer } from './bdev-layer.bench';
 import { benchFileBdevs } from './file-bdevs.bench';
 import { haveFio } from './harness';
+import { benchMigration } from './migration.bench';
 import { benchRbd } from './rbd.bench';
 import { benchVhost } from './vhost.bench';
 
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   if (!only || only === 'file') await benchFileBdevs(seconds, rounds);
   if (!only || only === 'vhost') await benchVhost(seconds, rounds);
   if (!only || only === 'rbd') await benchRbd(seconds, rounds);
+  if (!only || only === 'migration') await benchMigration(seconds, rounds);
 }
 
 main().catch((e) => {

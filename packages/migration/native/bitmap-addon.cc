@@ -57,6 +57,7 @@ class BitmapFile : public Napi::ObjectWrap<BitmapFile> {
       InstanceMethod<&BitmapFile::Close>("close"),
       InstanceMethod<&BitmapFile::SlotSet>("slotSet"),
       InstanceMethod<&BitmapFile::RecoverSlots>("recoverSlots"),
+      InstanceMethod<&BitmapFile::BitsView>("bitsView"),
       InstanceAccessor<&BitmapFile::FileBytes>("fileBytes"),
     });
   }
@@ -94,7 +95,15 @@ class BitmapFile : public Napi::ObjectWrap<BitmapFile> {
     maxWords_ = (bytes_ - kHeaderBytes) / 8;
   }
 
-  ~BitmapFile() { Release(); }
+  ~BitmapFile() {
+    // A view handed to JS may outlive this object (it holds no reference to it): never unmap under
+    // it. close() detaches the view first, so only a bitmap dropped without close() keeps its mapping.
+    if (viewGiven_ && base_) {
+      base_ = nullptr;
+      words_ = nullptr;
+    }
+    Release();
+  }
 
  private:
   void Fail(Napi::Env env, const char* syscall) {
@@ -380,7 +389,29 @@ class BitmapFile : public Napi::ObjectWrap<BitmapFile> {
     return Napi::Number::New(env, n);
   }
 
+  // bitsView(): an ArrayBuffer over the mapped bit words (no copy), for plain reads on the hot path
+  // (is a granule already dirty?) without a native call. Only reads are meant: setting bits must stay
+  // an atomic RMW. close() detaches it (length 0), so a stale view reads nothing rather than freed memory.
+  Napi::Value BitsView(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!NeedMap(env)) return env.Undefined();
+    if (!view_.IsEmpty()) {
+      Napi::Value v = view_.Value();
+      if (!v.IsEmpty() && v.IsArrayBuffer()) return v;
+    }
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, words_, maxWords_ * 8);
+    view_ = Napi::Reference<Napi::ArrayBuffer>::New(ab, 1);
+    viewGiven_ = true;
+    return ab;
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (!view_.IsEmpty()) {
+      Napi::ArrayBuffer ab = view_.Value();
+      if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
+      view_.Reset();
+    }
+    viewGiven_ = false;
     Release();
     return info.Env().Undefined();
   }
@@ -393,6 +424,8 @@ class BitmapFile : public Napi::ObjectWrap<BitmapFile> {
   uint64_t maxWords_ = 0;
   uint64_t nbits_ = 0;
   uint64_t granule_ = 1;
+  Napi::Reference<Napi::ArrayBuffer> view_;
+  bool viewGiven_ = false;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { Errno } from '@blockwork/core';
 import {
   type BitmapHeader, type BitmapIdentity, decodeHeader, encodeHeader, encodeMutable, fileBytesFor, HEADER_BYTES,
@@ -6,6 +7,9 @@ import {
 } from './bitmap-header';
 import { migrationError } from './errors';
 import { isSyscallError, migrationNative, type NativeBitmapFile } from './native';
+
+/** The view's u32 words map onto the file's little-endian u64 words only on a little-endian host. */
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** What a new bitmap tracks: geometry in bytes and the two bdevs. */
 export interface BitmapGeometry extends BitmapIdentity {
@@ -45,12 +49,16 @@ export class DirtyBitmap {
   rebooted = false;
   /** Granules whose copy was in flight when the previous owner died, marked dirty again at attach. */
   recoveredCopies = 0;
+  /** Plain-read view of the bit words (see allMarked); empty once closed. */
+  private readonly words: Uint32Array;
 
   private constructor(
     readonly path: string,
     private readonly file: NativeBitmapFile,
     private hdr: BitmapHeader,
-  ) {}
+  ) {
+    this.words = new Uint32Array(file.bitsView());
+  }
 
   /** Creates a new bitmap file (fails if it exists) with every granule dirty: nothing is copied yet. */
   static create(path: string, g: BitmapGeometry): DirtyBitmap {
@@ -175,6 +183,23 @@ export class DirtyBitmap {
   /** Marks the granules covering bytes [offset, offset+length) dirty (hot path). Returns how many. */
   markBytes(offset: number, length: number): number {
     return this.file.markBytes(offset, length);
+  }
+
+  /**
+   * Whether every granule covering bytes [offset, offset+length) is dirty, by plain reads of the
+   * mapping (no native call, no atomic). A true answer stays true until this process's mirror clears
+   * a bit: only the job owner (flock) clears, other processes only set. False when closed or empty.
+   * Hot path: callers mark with markBytes only when this is false.
+   */
+  allMarked(offset: number, length: number): boolean {
+    const g = this.hdr.granuleBytes;
+    const last = Math.floor((offset + length - 1) / g);
+    const w = this.words;
+    if (!LITTLE_ENDIAN || !(length > 0) || last >= this.hdr.granuleCount) return false;
+    for (let i = Math.floor(offset / g); i <= last; i++) {
+      if (((w[i >>> 5] >>> (i & 31)) & 1) === 0) return false;
+    }
+    return true;
   }
 
   setRange(first: number, count: number): void {

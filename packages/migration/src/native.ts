@@ -46,6 +46,11 @@ export interface NativeBitmapFile {
   slotSet(slot: number, value: number): void;
   /** Marks the granule of every occupied copy slot dirty and frees the slot; returns how many. */
   recoverSlots(): number;
+  /**
+   * The mapped bit words as an ArrayBuffer (no copy; the same object on every call): for plain reads
+   * only, bit g is bit g % 32 of Uint32 word g / 32 on little-endian hosts. Detached (length 0) by close.
+   */
+  bitsView(): ArrayBuffer;
   /** munmap and close; later bit calls see an empty bitmap (markBytes returns 0). */
   close(): void;
 }

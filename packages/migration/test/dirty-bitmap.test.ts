@@ -49,6 +49,28 @@ t.test('clear, set, test, find next, count and byte-range marks', async (t) => {
   t.throws(() => bm.set(1001), TypeError, 'beyond the last granule');
 });
 
+t.test('allMarked reads the mapping: true only when every granule of the byte range is dirty', async (t) => {
+  const bm = DirtyBitmap.create(join(tempDir(t), 'v.bitmap'), {
+    granuleBytes: 4096, sourceBytes: 4096 * 100, sourceName: 's', sourceUuid: 'u1', targetName: 'd', targetUuid: 'u2',
+  });
+  t.teardown(() => bm.close());
+  t.equal(bm.allMarked(0, 100 * 4096), true, 'a new bitmap is all dirty');
+  bm.clear(33);
+  bm.clear(64);
+  t.equal(bm.allMarked(32 * 4096, 4096), true);
+  t.equal(bm.allMarked(33 * 4096, 1), false, 'bit 33: second u32 word of the first u64');
+  t.equal(bm.allMarked(32 * 4096, 2 * 4096), false, 'one clear granule in the range');
+  t.equal(bm.allMarked(64 * 4096 + 100, 10), false, 'bit 64: the second u64 word');
+  bm.markBytes(64 * 4096, 1);
+  t.equal(bm.allMarked(64 * 4096, 4096), true, 'a native mark is seen by the plain read');
+  t.equal(bm.allMarked(99 * 4096, 2 * 4096), false, 'beyond the last granule');
+  t.equal(bm.allMarked(0, 0), false, 'empty range');
+  const other = DirtyBitmap.attach(bm.path, undefined, true);
+  t.teardown(() => other.close());
+  other.set(33);
+  t.equal(bm.allMarked(33 * 4096, 4096), true, 'a mark through another mapping of the file is seen');
+});
+
 t.test('attach validates and bumps the generation; a mismatch names what differs', async (t) => {
   const path = join(tempDir(t), 'b.bitmap');
   DirtyBitmap.create(path, GEO).close();

@@ -44,6 +44,46 @@ t.test('a write completing after the mirror cleared its bit marks it again', asy
   t.equal(tracker.inflightWrites, 0);
 });
 
+t.test('a write to granules already dirty makes no native mark; a clean granule is marked once at submit', async (t) => {
+  const { bm, seen, next, tracker, mkIo, marks } = fixture(t);
+  bm.set(4);
+  tracker.submit(mkIo(IoType.WRITE, 32, 8), () => {}, next);
+  seen[0].done(seen[0].io, 0);
+  t.equal(marks(), 0, 'bit already set at submit and at completion: no mark');
+  tracker.submit(mkIo(IoType.WRITE, 40, 16), () => {}, next);
+  t.equal(marks(), 1, 'clean granules 5 and 6 marked at submit');
+  t.same([bm.test(5), bm.test(6)], [true, true]);
+  seen[1].done(seen[1].io, 0);
+  t.equal(marks(), 1, 'still set at completion: no second mark');
+  tracker.submit(mkIo(IoType.WRITE, 56, 16), () => {}, next);
+  t.equal(marks(), 2, 'a write spanning a dirty and a clean granule is marked');
+  t.same([bm.test(7), bm.test(8)], [true, true]);
+});
+
+t.test('a write in flight while the mirror clears and re-copies its granule, then another write re-dirties it, ends dirty', async (t) => {
+  const { bm, seen, next, tracker, mkIo } = fixture(t);
+  tracker.submit(mkIo(IoType.WRITE, 80, 8), () => {}, next);
+  t.equal(bm.clearForCopy(10, 0), true, 'the mirror takes granule 10');
+  tracker.submit(mkIo(IoType.WRITE, 80, 8), () => {}, next);
+  bm.copied(0);
+  t.equal(bm.clear(10), true, 'the mirror takes it again before the first write completes');
+  seen[0].done(seen[0].io, 0);
+  t.equal(bm.test(10), true, 'the completion of the first write marks it: the next copy reads its data');
+  seen[1].done(seen[1].io, 0);
+  t.equal(bm.test(10), true);
+});
+
+t.test('after the bitmap is closed the fast path reads nothing and marks nothing, without crashing', async (t) => {
+  const { bm, tracker, mkIo, marks } = fixture(t);
+  bm.set(1);
+  bm.close();
+  t.equal(bm.allMarked(4096, 4096), false, 'the view is detached');
+  let passed = 0;
+  tracker.submit(mkIo(IoType.WRITE, 8, 8), () => {}, { submit: () => { passed++; }, close: () => {} });
+  t.equal(passed, 1, 'the write still passes');
+  t.equal(marks(), 1, 'the native mark is a no-op on a closed map');
+});
+
 t.test('hold queues writes (still marked), drained waits for those in flight, release passes the queue on in order', async (t) => {
   const { bm, seen, next, tracker, mkIo, marks } = fixture(t);
   tracker.submit(mkIo(IoType.WRITE, 0, 8), () => {}, next);
