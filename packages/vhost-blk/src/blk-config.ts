@@ -16,10 +16,11 @@ export const MAX_QUEUES = 64;
 
 const bit = (n: number): bigint => 1n << BigInt(n);
 
-/** Protocol features we offer: MQ, REPLY_ACK, CONFIG, STATUS (INFLIGHT_SHMFD comes with hot upgrade). */
+/** Protocol features we offer: MQ, REPLY_ACK, CONFIG, STATUS and INFLIGHT_SHMFD (crash recovery, hot upgrade). */
 export const OFFERED_PROTOCOL_FEATURES =
   bit(VhostUserProtocolFeature.MQ) | bit(VhostUserProtocolFeature.REPLY_ACK) |
-  bit(VhostUserProtocolFeature.CONFIG) | bit(VhostUserProtocolFeature.STATUS);
+  bit(VhostUserProtocolFeature.CONFIG) | bit(VhostUserProtocolFeature.STATUS) |
+  bit(VhostUserProtocolFeature.INFLIGHT_SHMFD);
 
 /** What the exported bdev can do, as the request parser needs it. */
 export function blkDeviceOf(bdev: Bdev, readonly: boolean): BlkDevice {

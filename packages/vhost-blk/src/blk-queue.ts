@@ -3,6 +3,7 @@ import {
   type BlkDevice, BlkRequest, BlkStatus, blkStatusOf, PARSE_NO_STATUS, PARSE_SUBMIT, parseBlkRequest, submitBlkRequest,
 } from './blk-request';
 import type { GuestMemory } from './guest-memory';
+import type { InflightQueue } from './inflight-region';
 import { ChainError, chainErrorText, DescChain, type SplitVirtqueue } from './virtqueue';
 
 /** What a queue needs from its session: the bdev, the channel and where to report trouble. */
@@ -13,6 +14,21 @@ export interface BlkQueueContext {
   readonly channel: IoChannel | null;
   /** A hostile or broken driver was seen on this queue; `fatal` means the queue stopped. Log once. */
   onGuestError(queue: number, reason: string, fatal: boolean): void;
+}
+
+/**
+ * Points of the inflight bookkeeping sequence, in order, for crash tests: `marked` (head flagged,
+ * bdev I/O not submitted), `submitted`, then per completion `used-written`, `batch-head`,
+ * `published` (used->idx stored), `cleared`, `saved` (region's used_idx updated).
+ */
+export type InflightStep = 'marked' | 'submitted' | 'used-written' | 'batch-head' | 'published' | 'cleared' | 'saved';
+
+/** Optional parts of a queue. */
+export interface BlkQueueOptions {
+  /** This queue's inflight slice (INFLIGHT_SHMFD negotiated and SET_INFLIGHT_FD received); null: no tracking. */
+  inflight?: InflightQueue | null;
+  /** Called after each bookkeeping step (tests simulate a crash by throwing from it). */
+  probe?: (step: InflightStep, head: number) => void;
 }
 
 /** The long-lived bdev completion callback: `arg` is the pooled request, its owner the queue. */
@@ -38,6 +54,8 @@ export class BlkQueue {
   private detached = false;
   private drainWaiters: Array<() => void> = [];
   private readonly flushFn = (): void => this.flush();
+  private readonly ifq: InflightQueue | null;
+  private readonly probe: ((step: InflightStep, head: number) => void) | undefined;
 
   /**
    * @param notify signals the call eventfd (synchronous, cheap); called at most once per batch.
@@ -48,8 +66,30 @@ export class BlkQueue {
     private readonly mem: GuestMemory,
     private readonly ctx: BlkQueueContext,
     private readonly notify: () => void,
+    opts: BlkQueueOptions = {},
   ) {
     this.chain = new DescChain(vq.size);
+    this.ifq = opts.inflight ?? null;
+    this.probe = opts.probe;
+  }
+
+  /** Whether this queue records its requests in an inflight region (crash recovery possible). */
+  get tracked(): boolean {
+    return this.ifq !== null;
+  }
+
+  /**
+   * Re-executes heads a previous back end left in flight (from InflightQueue.recover, oldest
+   * first), before anything new is taken: the ring continues at its used->idx with those heads
+   * counted as taken. Their marks stay (with their old counters) until they complete. Heads must
+   * be below the queue size (the region has exactly that many entries). Never throws.
+   */
+  resubmit(heads: readonly number[]): void {
+    this.vq.restoreFromRing(heads.length);
+    for (const h of heads) {
+      if (this.stopped) return;
+      this.start(h);
+    }
   }
 
   /** Kick handler: takes every available request (avail idx read once per pass). Never throws. */
@@ -77,14 +117,25 @@ export class BlkQueue {
       this.fatal('more requests in flight than the queue size (head reused before its completion)');
       return;
     }
-    const r = vq.walk(head, this.chain);
-    if (r === ChainError.HEAD_RANGE) {
-      this.fatal(`head ${head} ${chainErrorText(r)}`);
+    if (head >= vq.size) {
+      this.fatal(`head ${head} ${chainErrorText(ChainError.HEAD_RANGE)}`);
       return;
     }
+    // Every head taken is marked before anything can complete it, so that after a crash
+    // used_idx + marked heads = heads taken (the rule recovery rebuilds last_avail_idx from).
+    if (this.ifq !== null) {
+      this.ifq.mark(head);
+      if (this.probe) this.probe('marked', head);
+    }
+    this.start(head);
+  }
+
+  /** Walks, parses and submits a head already taken (and marked); completes it at once if it cannot be submitted. */
+  private start(head: number): void {
+    const r = this.vq.walk(head, this.chain);
     if (r < 0) {
       this.ctx.onGuestError(this.index, `head ${head}: ${chainErrorText(r)}`, false);
-      this.pushNow(head, 0);
+      this.finish(head, 0);
       return;
     }
     const req = this.pool.pop() ?? new BlkRequest(this);
@@ -95,6 +146,7 @@ export class BlkQueue {
       if (ch !== null) {
         this.inflight++;
         submitBlkRequest(req, ch, onIoDone);
+        if (this.probe) this.probe('submitted', head);
         return;
       }
       req.setStatus(BlkStatus.IOERR);
@@ -103,17 +155,18 @@ export class BlkQueue {
     } else {
       req.setStatus(res);
     }
-    this.pushNow(head, req.usedLen);
+    this.finish(head, req.usedLen);
     this.release(req);
   }
 
   /** Completion of a bdev I/O (from onIoDone). */
   complete(req: BlkRequest, status: number): void {
     req.setStatus(status);
-    this.vq.pushUsed(req.head, req.usedLen);
-    this.release(req);
     this.inflight--;
-    this.scheduleFlush();
+    const head = req.head;
+    const len = req.usedLen;
+    this.release(req);
+    this.finish(head, len);
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       const w = this.drainWaiters;
       this.drainWaiters = [];
@@ -121,15 +174,34 @@ export class BlkQueue {
     }
   }
 
+  /**
+   * Returns a head to the driver. Untracked: the used element now, used->idx with the batch.
+   * Tracked, in the spec's order so a crash at any point is recoverable: used element,
+   * last_batch_head, used->idx (its own fenced store), clear the mark, the region's used_idx.
+   */
+  private finish(head: number, len: number): void {
+    const vq = this.vq;
+    vq.pushUsed(head, len);
+    const ifq = this.ifq;
+    if (ifq !== null) {
+      const probe = this.probe;
+      if (probe) probe('used-written', head);
+      ifq.setLastBatchHead(head);
+      if (probe) probe('batch-head', head);
+      vq.publishIdx();
+      if (probe) probe('published', head);
+      ifq.clear(head);
+      if (probe) probe('cleared', head);
+      ifq.setUsedIdx(vq.usedIdx);
+      if (probe) probe('saved', head);
+    }
+    this.scheduleFlush();
+  }
+
   private release(req: BlkRequest): void {
     req.iovs.length = 0;
     req.statusBytes = null;
     this.pool.push(req);
-  }
-
-  private pushNow(head: number, len: number): void {
-    this.vq.pushUsed(head, len);
-    this.scheduleFlush();
   }
 
   private scheduleFlush(): void {

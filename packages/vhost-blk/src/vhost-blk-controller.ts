@@ -34,6 +34,8 @@ export class VhostBlkController implements SessionHost {
   dev: BlkDevice;
   channel: IoChannel | null;
   private listener: VhostUserListener | null = null;
+  /** Inode of our socket file, to notice when a new daemon took the path over (upgrade). */
+  private socketId = '';
   private nextSessionId = 0;
   private removed = false;
 
@@ -73,6 +75,7 @@ export class VhostBlkController implements SessionHost {
       const c = ctrl;
       ctrl.listener = await VhostUserListener.listen(path, { mode: 0o600 }, (conn) => c.accept(conn));
       ctrl.listener.setRef(false);
+      ctrl.socketId = fileId(path);
     } catch (e) {
       desc.close();
       if (isBlockworkError(e) && e.code.startsWith('VHOST_')) throw vhostBlkError('VHOST_SOCKET', `controller ${opts.ctrlr}: ${e.message}`, { errno: e.errno, cause: e });
@@ -117,12 +120,32 @@ export class VhostBlkController implements SessionHost {
 
   /** Stops listening, closes every session (draining its I/O) and releases the bdev. */
   async destroy(): Promise<void> {
-    await this.listener?.close();
+    if (this.ownsSocketPath()) await this.listener?.close();
+    else {
+      // Another daemon (an upgrade's new process) has re-created the socket at our path: closing
+      // the listener would unlink ITS socket. Ours has no path any more, so nobody can connect to
+      // it; its fd goes with this process.
+      this.log.info({ ctrlr: this.name, socket: this.socketPath }, 'socket path taken over by another process; leaving it in place');
+    }
     this.listener = null;
     await Promise.all([...this.sessions].map((s) => s.close()));
     this.channel = null;
     this.desc.close();
   }
+
+  private ownsSocketPath(): boolean {
+    try {
+      return fileId(this.socketPath) === this.socketId;
+    } catch {
+      return true; // gone: closing unlinks nothing of anyone else's
+    }
+  }
+}
+
+/** Inode plus change time in ns: an inode number alone may be reused at once for the new socket. */
+function fileId(path: string): string {
+  const st = lstatSync(path, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.ctimeNs}`;
 }
 
 /** SPDK unlinks an existing socket at the controller's path; anything that is not a socket is left alone. */

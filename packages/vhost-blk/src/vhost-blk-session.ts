@@ -1,13 +1,14 @@
 import type { IoChannel, Logger } from '@blockwork/core';
 import {
-  closeFd, decodeConfig, decodeMemoryTable, decodeU64, decodeVringAddr, decodeVringFd, decodeVringState, encodeConfig, encodeU64,
-  encodeVringState, EventFd, type MappedRegion, mmapFd, requestName, ringOrder, type VhostUserConnection, type VhostUserMessage,
+  closeFd, decodeConfig, decodeInflight, decodeMemoryTable, decodeU64, decodeVringAddr, decodeVringFd, decodeVringState, encodeConfig, encodeInflight, encodeU64,
+  encodeVringState, EventFd, type MappedRegion, memfdCreate, mmapFd, requestName, ringOrder, type VhostUserConnection, type VhostUserMessage,
   VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R, VirtioFeature,
 } from '@blockwork/vhost-user';
 import { MAX_QUEUES, OFFERED_PROTOCOL_FEATURES } from './blk-config';
 import { BlkQueue, type BlkQueueContext } from './blk-queue';
 import type { BlkDevice } from './blk-request';
 import { GuestMemory, type MemoryRegionSpec } from './guest-memory';
+import { InflightQueue, inflightQueueBytes, inflightRegionBytes } from './inflight-region';
 import { MAX_QUEUE_SIZE, SplitVirtqueue } from './virtqueue';
 
 /** What a session needs from its controller. */
@@ -43,6 +44,20 @@ const STATUS_NEEDS_RESET = 0x40;
 const EVENT_IDX = 1n << BigInt(VirtioFeature.RING_EVENT_IDX);
 const PROTOCOL_FEATURES = 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
 const REPLY_ACK = 1n << BigInt(VhostUserProtocolFeature.REPLY_ACK);
+const INFLIGHT_SHMFD = 1n << BigInt(VhostUserProtocolFeature.INFLIGHT_SHMFD);
+
+/** The inflight region QEMU handed us (SET_INFLIGHT_FD): one slice per queue. */
+interface InflightRegion {
+  map: MappedRegion;
+  numQueues: number;
+  queueSize: number;
+}
+
+/** A reply carrying fds (GET_INFLIGHT_FD). */
+interface FdReply {
+  payload: Uint8Array;
+  fds: number[];
+}
 
 /** A message that breaks the protocol: the connection is closed (this session only). */
 class Malformed extends Error {}
@@ -66,6 +81,7 @@ export class VhostBlkSession implements BlkQueueContext {
   status = 0;
   private mem: GuestMemory | null = null;
   private mappings: MappedRegion[] = [];
+  private inflightRegion: InflightRegion | null = null;
   private readonly vrings: Vring[] = [];
   private pending: Promise<void> = Promise.resolve();
   private closed = false;
@@ -151,7 +167,8 @@ export class VhostBlkSession implements BlkQueueContext {
     }
     try {
       const reply = await this.handle(m);
-      if (reply !== undefined) this.send(m.request, reply);
+      if (reply instanceof Uint8Array) this.send(m.request, reply);
+      else if (reply !== undefined) this.sendFds(m.request, reply);
       else if ((m.flags & VhostUserFlags.NEED_REPLY) !== 0 && (this.protocolFeatures & REPLY_ACK) !== 0n) this.send(m.request, encodeU64(0));
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
@@ -169,13 +186,22 @@ export class VhostBlkSession implements BlkQueueContext {
     if (this.conn.isOpen) this.conn.send(request, VhostUserFlags.VERSION | VhostUserFlags.REPLY, payload);
   }
 
+  private sendFds(request: number, r: FdReply): void {
+    try {
+      if (this.conn.isOpen) this.conn.send(request, VhostUserFlags.VERSION | VhostUserFlags.REPLY, r.payload, r.fds);
+    } finally {
+      // SCM_RIGHTS gave the peer its own copy.
+      for (const fd of r.fds) safeClose(fd);
+    }
+  }
+
   private vring(index: number): Vring {
     if (!Number.isInteger(index) || index >= MAX_QUEUES) throw new Malformed(`queue index ${index} ≥ ${MAX_QUEUES}`);
     return this.vrings[index];
   }
 
   /** Handles one message; returns the reply payload for requests that have one. */
-  private async handle(m: VhostUserMessage): Promise<Uint8Array | undefined> {
+  private async handle(m: VhostUserMessage): Promise<Uint8Array | FdReply | undefined> {
     const p = m.payload;
     switch (m.request) {
       case R.GET_FEATURES:
@@ -254,6 +280,11 @@ export class VhostBlkSession implements BlkQueueContext {
         return undefined;
       case R.GET_STATUS:
         return encodeU64(this.status);
+      case R.GET_INFLIGHT_FD:
+        return this.getInflightFd(m);
+      case R.SET_INFLIGHT_FD:
+        this.setInflightFd(m);
+        return undefined;
       default:
         this.warnOnce(`req${m.request}`, `unsupported vhost-user request ${requestName(m.request)} ignored`);
         return (m.flags & VhostUserFlags.NEED_REPLY) !== 0 ? encodeU64(1) : undefined;
@@ -264,6 +295,65 @@ export class VhostBlkSession implements BlkQueueContext {
     if (this.warned.has(key)) return;
     this.warned.add(key);
     this.host.log.warn({ ctrlr: this.host.name, session: this.name }, text);
+  }
+
+  /**
+   * GET_INFLIGHT_FD: a zeroed memfd in DPDK's split layout for num_queues × queue_size, handed to the
+   * front end, which keeps it across our restarts and gives it back with SET_INFLIGHT_FD (QEMU sends
+   * that right after, and after every reconnect). We keep nothing until then.
+   */
+  private getInflightFd(m: VhostUserMessage): FdReply {
+    const p = decodeInflight(m.request, m.payload);
+    checkInflightGeometry(p.numQueues, p.queueSize);
+    const size = inflightRegionBytes(p.numQueues, p.queueSize);
+    const fd = memfdCreate(`blockwork-inflight-${this.name}`, size);
+    return { payload: encodeInflight({ mmapSize: BigInt(size), mmapOffset: 0n, numQueues: p.numQueues, queueSize: p.queueSize }), fds: [fd] };
+  }
+
+  /** SET_INFLIGHT_FD: maps the region (sizes checked against num_queues × queue_size and the fd's size). */
+  private setInflightFd(m: VhostUserMessage): void {
+    const p = decodeInflight(m.request, m.payload);
+    if (m.fds.length !== 1) throw new Malformed(`expected one fd, got ${m.fds.length}`);
+    checkInflightGeometry(p.numQueues, p.queueSize);
+    const need = inflightRegionBytes(p.numQueues, p.queueSize);
+    const size = toNumber(p.mmapSize, 'inflight mmap_size');
+    if (size < need) throw new Malformed(`inflight mmap_size ${size} < ${need} for ${p.numQueues} queues of ${p.queueSize}`);
+    if (this.vrings.some((v) => v.queue !== null)) throw new Malformed('SET_INFLIGHT_FD while queues are running');
+    let map: MappedRegion;
+    try {
+      map = mmapFd(m.fds[0], need, toNumber(p.mmapOffset, 'inflight mmap_offset'));
+    } catch (e) {
+      throw new Malformed(`inflight region: ${(e as Error).message}`);
+    }
+    this.inflightRegion?.map.unmap();
+    this.inflightRegion = { map, numQueues: p.numQueues, queueSize: p.queueSize };
+    const per = inflightQueueBytes(p.queueSize);
+    for (let i = 0; i < p.numQueues; i++) new InflightQueue(new Uint8Array(map.buffer, i * per, per), p.queueSize).setDescNum(p.queueSize);
+  }
+
+  /** The inflight slice of a queue about to start, or null (logged once per session and reason). */
+  private inflightFor(index: number, v: Vring): InflightQueue | null {
+    const r = this.inflightRegion;
+    if ((this.protocolFeatures & INFLIGHT_SHMFD) === 0n) {
+      this.infoOnce('no-inflight', 'crash recovery is not available for this connection: the front end did not negotiate INFLIGHT_SHMFD, so I/O in flight when the daemon dies may be lost or completed twice');
+      return null;
+    }
+    if (r === null) {
+      this.infoOnce('no-inflight', 'crash recovery is not available for this connection: INFLIGHT_SHMFD was negotiated but no SET_INFLIGHT_FD was sent');
+      return null;
+    }
+    if (index >= r.numQueues || v.num !== r.queueSize) {
+      this.warnOnce(`inflight${index}`, `queue ${index} (size ${v.num}) is not covered by the inflight region (${r.numQueues} queues of ${r.queueSize}): not tracked`);
+      return null;
+    }
+    const per = inflightQueueBytes(r.queueSize);
+    return new InflightQueue(new Uint8Array(r.map.buffer, index * per, per), r.queueSize);
+  }
+
+  private infoOnce(key: string, text: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.host.log.info({ ctrlr: this.host.name, session: this.name }, text);
   }
 
   private setVringFd(m: VhostUserMessage): void {
@@ -300,15 +390,26 @@ export class VhostBlkSession implements BlkQueueContext {
     const v = this.vrings[index];
     if (v.queue !== null || this.mem === null || v.addr === null || v.num === 0 || v.kick === null || !v.enabled) return;
     if (this.host.channel === null) return;
+    const ifq = this.inflightFor(index, v);
     const q = new BlkQueue(index, this.locate(index, v), this.mem, this, () => {
       try {
         v.call?.signal();
       } catch {
         // A call fd the front end closed: the guest is going away; nothing to report per I/O.
       }
-    });
+    }, { inflight: ifq });
     v.queue = q;
     v.kick.watch(v.onKick);
+    if (ifq !== null) {
+      // Before any new avail entry: what a previous back end left in flight, oldest first.
+      const rec = ifq.recover(q.vq.ringUsedIdx());
+      if (!rec.fresh) {
+        q.resubmit(rec.heads);
+        if (rec.heads.length > 0 || rec.fixedUp) {
+          this.host.log.info({ ctrlr: this.host.name, session: this.name, queue: index, resubmitted: rec.heads.length, fixedUp: rec.fixedUp }, 'recovered in-flight requests from the inflight region');
+        }
+      }
+    }
     q.process();
   }
 
@@ -368,16 +469,24 @@ export class VhostBlkSession implements BlkQueueContext {
       Object.assign(v, { num: 0, base: 0, addr: null, kick: null, call: null, err: null, enabled: false });
     }
     this.unmapAll();
+    this.inflightRegion?.map.unmap();
+    this.inflightRegion = null;
     this.features = 0n;
     this.status = 0;
   }
 
-  /** Closes the connection, drains every queue, releases fds and memory. Idempotent. */
+  /**
+   * Stops taking requests, drains every queue (their completions reach the used ring and the
+   * inflight marks are cleared while the front end still listens), then closes the connection and
+   * releases fds and memory. Draining first is what makes a planned stop (upgrade) resubmit
+   * nothing after the front end reconnects. Idempotent.
+   */
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.conn.close();
       this.pending = this.pending.then(async () => {
+        for (const v of this.vrings) await this.stopQueue(v);
+        this.conn.close();
         await this.reset();
         this.host.sessionClosed(this);
         this.resolveDone();
@@ -385,6 +494,11 @@ export class VhostBlkSession implements BlkQueueContext {
     }
     return this.done;
   }
+}
+
+function checkInflightGeometry(numQueues: number, queueSize: number): void {
+  if (numQueues < 1 || numQueues > MAX_QUEUES) throw new Malformed(`inflight num_queues ${numQueues} is not in 1..${MAX_QUEUES}`);
+  if (queueSize < 1 || queueSize > MAX_QUEUE_SIZE || (queueSize & (queueSize - 1)) !== 0) throw new Malformed(`inflight queue_size ${queueSize} is not a power of two ≤ ${MAX_QUEUE_SIZE}`);
 }
 
 function safeClose(fd: number): void {

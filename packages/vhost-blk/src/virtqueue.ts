@@ -219,6 +219,31 @@ export class SplitVirtqueue {
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
   }
 
+  /**
+   * Stores used->idx = usedIdx now (fenced), leaving the notification bookkeeping of `publishUsed`
+   * alone. With inflight tracking every completion is published on its own, so the region's
+   * single last_batch_head always names the only element a crash can leave half-recorded.
+   */
+  publishIdx(): void {
+    this.order.storeFence16(this.used16, 1, this.usedIdx);
+  }
+
+  /** used->idx as it is in guest memory now. */
+  ringUsedIdx(): number {
+    return this.order.loadAcquire16(this.used16, 1);
+  }
+
+  /**
+   * Recovery after a back-end restart: continue at the ring's used->idx, with `resubmitted` heads
+   * already taken from the avail ring (libvhost-user's rule: last_avail = used_idx + in flight).
+   */
+  restoreFromRing(resubmitted: number): void {
+    const used = this.ringUsedIdx();
+    this.usedIdx = used;
+    this.publishedUsed = used;
+    this.lastAvailIdx = (used + resubmitted) & 0xffff;
+  }
+
   /** Used elements pushed but not yet published. */
   get unpublished(): number {
     return (this.usedIdx - this.publishedUsed) & 0xffff;

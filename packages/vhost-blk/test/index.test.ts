@@ -14,6 +14,6 @@ t.test('the plugin registers the vhost_blk subsystem', async (t) => {
   const [s] = c.resolveAll<VhostBlkSubsystem>(Tokens.Subsystem);
   t.type(s, VhostBlkSubsystem);
   t.equal(s.name, 'vhost_blk');
-  t.same(s.dependsOn, ['bdev']);
+  t.same(s.dependsOn, ['bdev', 'migration'], 'after migration when both are loaded');
   t.same(s.rpcMethods().map((m: { name: string }) => m.name), ['vhost_create_blk_controller', 'vhost_get_controllers', 'vhost_delete_controller', 'vhost_controller_set_coalescing']);
 });
