@@ -16,6 +16,7 @@ async function main(): Promise<void> {
   if (!only || only === 'vhost') await benchVhost(seconds, rounds);
   if (!only || only === 'rbd') await benchRbd(seconds, rounds);
   if (!only || only === 'migration') await benchMigration(seconds, rounds);
+  if (!only || only === 'nvme') await (await import('./nvme.bench.js')).benchNvme(seconds, rounds);
 }
 
 main().catch((e) => {
