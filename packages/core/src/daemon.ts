@@ -8,7 +8,7 @@ import { PassthruBdevModule } from './bdev/passthru/passthru-module';
 import type { BdevModule } from './bdev/types';
 import { type BlockworkConfig, readConfigFile } from './config/config-file';
 import { replayConfig } from './config/config-replay';
-import { frameworkRpcMethods } from './framework-rpc';
+import { frameworkRpcMethods, type UpgradeHandover } from './framework-rpc';
 import { createLogger, type Logger } from './logger';
 import { configDir, installedFirstParty, loadPlugins, registerPlugins } from './plugin/plugin-loader';
 import { RpcRegistry } from './rpc/rpc-registry';
@@ -19,6 +19,7 @@ import { Tokens } from './tokens';
 import { orderSubsystems } from './subsystem-order';
 import { PerfRpc } from './perf/perf-rpc';
 import { StateFile } from './state-file';
+import { coreError } from './errors';
 
 /** Default RPC socket, as the CLI documents it. */
 export const DEFAULT_RPC_SOCKET = '/var/tmp/blockwork.sock';
@@ -55,6 +56,7 @@ export class Daemon {
   private server: RpcServer | null = null;
   private state: StateFile | null = null;
   private stopping: Promise<void> | null = null;
+  private pluginSpecs: string[] = [];
   private readonly shutdownListeners: Array<(signal: string) => void> = [];
 
   private constructor(
@@ -93,6 +95,7 @@ export class Daemon {
     registerPlugins(c, plugins);
     log.info({ plugins: plugins.map((p) => p.plugin.name) }, 'plugins loaded');
     const d = new Daemon(c, layer, registry, log, resolved);
+    d.pluginSpecs = plugins.map((p) => p.spec);
     if (options.stateFile) d.state = new StateFile(options.stateFile, plugins.map((p) => p.spec), () => d.subsystems, log);
     d.collectMethods();
     mkdirSync(runDir, { recursive: true, mode: 0o700 });
@@ -139,6 +142,35 @@ export class Daemon {
       log: this.log,
     });
     await this.server.listen();
+  }
+
+  /**
+   * Upgrade handover, step 1: writes the state (to `stateFile`, else the daemon's own state file),
+   * then, once the answer is on its way, releases the RPC socket and its lock. Bdevs and vhost
+   * sessions keep serving I/O while the new daemon starts, replays that state (re-creating the
+   * vhost sockets at the same paths) and takes the RPC socket; the upgrader then stops this one
+   * (SIGTERM). If that has not happened within `timeoutMs` the upgrade was abandoned and the RPC
+   * socket is opened again (if the lock is free).
+   */
+  prepareUpgrade(stateFile: string | undefined, timeoutMs: number): UpgradeHandover {
+    const path = stateFile ?? this.options.stateFile;
+    const rpcSocket = this.options.rpcSocket ?? DEFAULT_RPC_SOCKET;
+    if (!path) throw coreError('CONFIG_INVALID', 'the daemon runs without --state-file: give state_file to save its state for the new daemon');
+    if (!this.server) throw coreError('CONFIG_INVALID', 'the daemon has no RPC socket to hand over');
+    if (path === this.options.stateFile && this.state) this.state.save();
+    else new StateFile(path, this.pluginSpecs, () => this.subsystems, this.log).save();
+    const server = this.server;
+    this.server = null;
+    // After the answer is flushed: close() drops client connections.
+    setTimeout(() => {
+      void server.close().then(() => this.log.info({ rpcSocket, stateFile: path }, 'upgrade: RPC socket released; serving I/O until stopped'));
+    }, 50);
+    setTimeout(() => {
+      if (this.stopping || this.server) return;
+      this.log.warn({ rpcSocket }, 'upgrade abandoned (not stopped in time): listening on the RPC socket again');
+      this.listen(rpcSocket).catch((e: Error) => this.log.error({ err: e.message, rpcSocket }, 'cannot re-open the RPC socket after an abandoned upgrade'));
+    }, timeoutMs).unref();
+    return { pid: process.pid, state_file: path, rpc_socket: rpcSocket, socket_dir: this.options.socketDir!, run_dir: this.options.runDir! };
   }
 
   /** Calls an RPC method in-process, with the same validation as over the socket. */

@@ -11,6 +11,19 @@ export interface FrameworkHost {
   readonly subsystems: readonly Subsystem[];
   /** Begins a clean shutdown (as on SIGTERM). */
   requestShutdown(signal: string): void;
+  /** Upgrade handover step 1 (framework_upgrade_prepare); see Daemon.prepareUpgrade. */
+  prepareUpgrade(stateFile: string | undefined, timeoutMs: number): UpgradeHandover;
+}
+
+/** What framework_upgrade_prepare answers: where the new daemon finds everything. */
+export interface UpgradeHandover {
+  /** This daemon's process id (the upgrader stops it with SIGTERM once the new one is ready). */
+  pid: number;
+  /** State file just written (save_config format + plugins): the new daemon starts from it. */
+  state_file: string;
+  rpc_socket: string;
+  socket_dir: string;
+  run_dir: string;
 }
 
 /** SPDK's framework methods; rpc.py's save_config is built from framework_get_subsystems + framework_get_config. */
@@ -58,6 +71,17 @@ export function frameworkRpcMethods(host: FrameworkHost): RpcMethod[] {
         if (!s) throw coreError('CONFIG_INVALID', `no subsystem named '${p.name}'`);
         return s.config();
       },
+    },
+    {
+      name: 'framework_upgrade_prepare',
+      description: 'Upgrade handover: save the state, then release the RPC socket and its lock while vhost and bdev I/O go on, so a new daemon can take over (blockwork upgrade); listens again if not stopped within timeout_ms',
+      params: {
+        properties: {
+          state_file: { type: 'string', description: 'Where to save the state when the daemon runs without --state-file (default: its own state file)' },
+          timeout_ms: { type: 'integer', minimum: 1000, description: 'Re-open the RPC socket if the daemon has not been stopped by then (default 60000)' },
+        },
+      },
+      handler: (p: { state_file?: string; timeout_ms?: number }) => host.prepareUpgrade(p.state_file, p.timeout_ms ?? 60_000),
     },
     {
       name: 'spdk_kill_instance',
