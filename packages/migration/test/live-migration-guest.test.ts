@@ -1,0 +1,151 @@
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { RpcClient } from '@blockwork/core';
+import { ensureGuestImage, requireGuestTools, startGuest, type GuestHandle } from '@blockwork/guest-vm';
+import type { MigrationStatus } from '../src/mirror-job';
+import { tempDir, until } from './fixtures/env';
+import { Qmp } from './fixtures/qmp';
+
+const BIN = resolve(__dirname, '../../cli/bin/blockwork.js');
+const MiB = 2 ** 20;
+const SIZE = 64 * MiB;
+/** The guest polls this 4 KiB block (outside fio's 32 MiB) between fio rounds; the test writes STOP there on B. */
+const STOP_BLOCK = (SIZE - MiB) / 4096;
+
+/**
+ * The guest writes continuously: rounds of fio randwrite with crc32c verify (verify_backlog reads
+ * back what it wrote while it writes, then a final verify of the round), so a round that spans the
+ * switchover writes on A and verifies on B. It stops when the STOP block appears.
+ */
+const SCRIPT = `
+echo GUEST-UP >&2
+round=0; failed=0
+while :; do
+  round=$((round+1))
+  fio --name=r$round --filename=/dev/vda --ioengine=libaio --direct=1 --rw=randwrite --bs=4k --iodepth=4 \\
+      --size=32M --io_size=4M --randseed=$round --verify=crc32c --verify_backlog=64 --verify_fatal=1 \\
+      --verify_state_save=0 --output=/tmp/fio.out >/dev/null 2>&1
+  rc=$?
+  echo "ROUND $round rc=$rc" >&2
+  if [ $rc -ne 0 ]; then failed=$((failed+1)); cat /tmp/fio.out >&2; fi
+  echo 3 > /proc/sys/vm/drop_caches
+  if dd if=/dev/vda bs=4096 skip=${STOP_BLOCK} count=1 2>/dev/null | grep -q BWSTOP; then break; fi
+done
+echo "FIO-DONE rounds=$round failed=$failed" >&2
+`;
+
+interface Daemon { child: ChildProcess; rpc: RpcClient }
+
+async function startDaemon(dir: string, name: string, img: string): Promise<Daemon> {
+  const cfg = join(dir, `${name}.json`);
+  writeFileSync(cfg, JSON.stringify({
+    plugins: ['@blockwork/bdev-aio', '@blockwork/nbd', '@blockwork/migration'],
+    subsystems: [{ subsystem: 'bdev', config: [{ method: 'bdev_aio_create', params: { name: 'disk', filename: img, block_size: 512 } }] }],
+  }));
+  const sock = join(dir, `${name}.rpc`);
+  const child = spawn(process.execPath, [BIN, 'start', '--config', cfg, '--rpc-socket', sock, '--run-dir', join(dir, `${name}-run`), '--log-level', 'error'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c) => { err += c; });
+  await until(() => {
+    if (child.exitCode !== null) throw new Error(`daemon ${name} exited: ${err}`);
+    return existsSync(sock);
+  }, 30000, `daemon ${name}`);
+  const rpc = await RpcClient.connect(sock);
+  // Each daemon serves its disk over NBD on a Unix socket: A's to the source QEMU, B's to A's mirror and the destination QEMU.
+  await rpc.call('nbd_server_start', { socket: join(dir, `${name}.nbd`) });
+  await rpc.call('nbd_server_add_export', { bdev: 'disk' });
+  return { child, rpc };
+}
+
+/** The guest's disk: QEMU's NBD client on the daemon's export, as a virtio-blk device (/dev/vda). */
+const diskArgs = (nbdSock: string) => [
+  '-blockdev', `driver=raw,node-name=d0,file.driver=nbd,file.server.type=unix,file.server.path=${nbdSock},file.export=disk,cache.direct=on`,
+  '-device', 'virtio-blk-pci,id=vd0,drive=d0',
+];
+
+const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+t.test('VM live migration: a guest writing with fio verify moves from daemon A to daemon B; the disk follows through an NBD mirror', { timeout: 900000 }, async (t) => {
+  if (!requireGuestTools(t)) return;
+  await ensureGuestImage();
+  const dir = tempDir(t);
+  const imgA = join(dir, 'a.img');
+  const imgB = join(dir, 'b.img');
+  writeFileSync(imgA, Buffer.alloc(SIZE));
+  writeFileSync(imgB, Buffer.alloc(SIZE, 0xee)); // different from A everywhere: the mirror must copy it all
+  const a = await startDaemon(dir, 'a', imgA);
+  const b = await startDaemon(dir, 'b', imgB);
+  const guests: GuestHandle[] = [];
+  t.teardown(() => {
+    for (const g of guests) g.kill();
+    for (const d of [a, b]) { d.rpc.close(); d.child.kill('SIGKILL'); }
+  });
+
+  // Source VM on A.
+  const src = startGuest({ script: SCRIPT, memMiB: 512, qmpSocket: join(dir, 'qa'), extraArgs: diskArgs(join(dir, 'a.nbd')), timeoutMs: 840000 });
+  guests.push(src);
+  await src.waitFor('ROUND 1 rc=0', 'console', 400000);
+  t.pass('fio runs on the source VM');
+
+  // Mirror A → B over NBD, while the guest writes.
+  await a.rpc.call('bdev_nbd_attach', { name: 'remote', socket: join(dir, 'b.nbd'), export_name: 'disk' });
+  await a.rpc.call('migration_start', { name: 'live', source_bdev: 'disk', target_bdev: 'remote', bitmap_path: join(dir, 'live.bitmap') });
+  const status = async () => ((await a.rpc.call('migration_get_status', { name: 'live' })) as MigrationStatus[])[0];
+  await until(async () => (await status()).phase === 'converged', 300000, 'mirror converged');
+  t.pass(`mirror converged (${(await status()).bytes_copied} bytes copied)`);
+
+  // Destination VM on B, same command line + -incoming.
+  const migSock = join(dir, 'mig');
+  const dst = startGuest({ script: SCRIPT, memMiB: 512, qmpSocket: join(dir, 'qb'), extraArgs: [...diskArgs(join(dir, 'b.nbd')), '-incoming', `unix:${migSock}`], timeoutMs: 840000 });
+  guests.push(dst);
+  const qa = await Qmp.connect(join(dir, 'qa'));
+  const qb = await Qmp.connect(join(dir, 'qb'));
+  t.teardown(() => { qa.close(); qb.close(); });
+  await until(() => existsSync(migSock), 120000, 'destination listening');
+
+  await qa.call('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: true }] });
+  await qa.call('migrate-set-parameters', { 'max-bandwidth': 1024 * MiB, 'downtime-limit': 300 });
+  await qa.call('migrate', { uri: `unix:${migSock}` });
+  type MigInfo = { status: string; downtime?: number; 'total-time'?: number; 'error-desc'?: string };
+  const info = () => qa.call<MigInfo>('query-migrate');
+  await until(async () => {
+    const s = await info();
+    if (s.status === 'failed' || s.status === 'cancelled') throw new Error(`QEMU migration ${s.status}: ${s['error-desc'] ?? ''}`);
+    return s.status === 'pre-switchover';
+  }, 300000, 'pre-switchover');
+
+  // The VM is paused and QEMU has drained and flushed its disk: the final pass runs with no writer.
+  const t0 = Date.now();
+  t.equal(await a.rpc.call('migration_complete', { name: 'live' }), true, 'migration_complete');
+  const finalPassMs = Date.now() - t0;
+  t.equal((await status()).phase, 'completed');
+  t.equal(sha(imgB), sha(imgA), 'at switchover B\'s file equals A\'s');
+  await qa.call('migrate-continue', { state: 'pre-switchover' });
+  await until(async () => (await info()).status === 'completed', 120000, 'QEMU migration completed');
+  const done = await info();
+  const pauseMs = Date.now() - t0;
+  t.comment(`guest-visible pause: QMP downtime ${done.downtime} ms (VM stop to resume on B); migration_complete ${finalPassMs} ms; pre-switchover to completed ${pauseMs} ms; total ${done['total-time']} ms`);
+  t.ok(typeof done.downtime === 'number', 'QMP reports the downtime');
+  await qb.call('query-status').then((s) => t.equal((s as { status: string }).status, 'running', 'the destination VM runs'));
+  await qa.call('quit').catch(() => {});
+
+  // fio goes on on B: wait for a round that ran there, then ask the guest to stop.
+  await dst.waitFor('ROUND', 'console', 300000);
+  const fd = openSync(imgB, 'r+');
+  writeSync(fd, Buffer.from('BWSTOP'), 0, 6, STOP_BLOCK * 4096);
+  fdatasyncSync(fd);
+  closeSync(fd);
+  const r = await dst.result;
+  const consoleAll = (await src.result).console + r.console;
+  const rounds = [...consoleAll.matchAll(/ROUND (\d+) rc=(\d+)/g)];
+  t.ok(rounds.length >= 2, `${rounds.length} fio rounds ran`);
+  t.same(rounds.filter((m) => m[2] !== '0').map((m) => m[0]), [], 'every fio round verified with zero errors');
+  t.match(r.console, /FIO-DONE rounds=\d+ failed=0/, 'fio finished on the destination with zero errors');
+  t.ok([...r.console.matchAll(/ROUND (\d+) rc=0/g)].length >= 1, 'at least one round ran wholly or partly on B');
+  await a.rpc.call('migration_cancel', { name: 'live' });
+  rmSync(join(dir, 'live.bitmap'), { force: true });
+});
