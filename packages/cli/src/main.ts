@@ -5,9 +5,10 @@ import { migrate } from './commands/migrate';
 import { perf } from './commands/perf';
 import { rpc } from './commands/rpc';
 import { start } from './commands/start';
+import { upgrade } from './commands/upgrade';
 
 /** Every command, listed explicitly and kept sorted. */
-export const COMMANDS: readonly Command[] = [bdev, migrate, perf, rpc, start];
+export const COMMANDS: readonly Command[] = [bdev, migrate, perf, rpc, start, upgrade];
 
 /** Builds the parser (exported so tests can render help without running anything). */
 export function parser(args: string[]) {
