@@ -1,6 +1,6 @@
-import { lstatSync, unlinkSync } from 'node:fs';
+import { lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BdevDesc, type BdevLayer, type IoChannel, isBlockworkError, type Logger } from '@blockwork/core';
+import { type BdevDesc, type BdevLayer, Errno, type IoChannel, isBlockworkError, type Logger } from '@blockwork/core';
 import { VhostUserListener } from '@blockwork/vhost-user';
 import { blkConfigImage, blkDeviceOf, offeredFeatures } from './blk-config';
 import type { BlkDevice } from './blk-request';
@@ -71,14 +71,28 @@ export class VhostBlkController implements SessionHost {
     }
     ctrl = new VhostBlkController(opts, path, desc, log);
     try {
-      removeStaleSocket(path);
+      checkNotOtherFile(path);
+      // Bound at a private name, then renamed over the path: the path never disappears (a daemon
+      // taking over from another one replaces its socket atomically), and the native listener's
+      // own unlink on close or exit only ever touches the private name.
+      const tmp = join(socketDir, `.${opts.ctrlr}.${process.pid}`);
+      removeStaleSocket(tmp);
       const c = ctrl;
-      ctrl.listener = await VhostUserListener.listen(path, { mode: 0o600 }, (conn) => c.accept(conn));
+      ctrl.listener = await VhostUserListener.listen(tmp, { mode: 0o600 }, (conn) => c.accept(conn));
       ctrl.listener.setRef(false);
+      try {
+        checkNotOtherFile(path);
+        renameSync(tmp, path);
+      } catch (e) {
+        await ctrl.listener.close();
+        throw e;
+      }
       ctrl.socketId = fileId(path);
     } catch (e) {
       desc.close();
       if (isBlockworkError(e) && e.code.startsWith('VHOST_')) throw vhostBlkError('VHOST_SOCKET', `controller ${opts.ctrlr}: ${e.message}`, { errno: e.errno, cause: e });
+      const errno = (e as NodeJS.ErrnoException).errno;
+      if (errno !== undefined) throw vhostBlkError('VHOST_SOCKET', `controller ${opts.ctrlr}: ${(e as Error).message}`, { errno: -errno, cause: e });
       throw e;
     }
     log.info({ ctrlr: opts.ctrlr, bdev: desc.bdev.name, socket: path, readonly: opts.readonly }, 'vhost-blk controller created');
@@ -120,13 +134,10 @@ export class VhostBlkController implements SessionHost {
 
   /** Stops listening, closes every session (draining its I/O) and releases the bdev. */
   async destroy(): Promise<void> {
-    if (this.ownsSocketPath()) await this.listener?.close();
-    else {
-      // Another daemon (an upgrade's new process) has re-created the socket at our path: closing
-      // the listener would unlink ITS socket. Ours has no path any more, so nobody can connect to
-      // it; its fd goes with this process.
-      this.log.info({ ctrlr: this.name, socket: this.socketPath }, 'socket path taken over by another process; leaving it in place');
-    }
+    if (this.ownsSocketPath()) unlinkQuiet(this.socketPath);
+    // Another daemon (an upgrade's new process) has put its socket at our path: leave it.
+    else this.log.info({ ctrlr: this.name, socket: this.socketPath }, 'socket path taken over by another process; leaving it in place');
+    await this.listener?.close();
     this.listener = null;
     await Promise.all([...this.sessions].map((s) => s.close()));
     this.channel = null;
@@ -148,7 +159,24 @@ function fileId(path: string): string {
   return `${st.dev}:${st.ino}:${st.ctimeNs}`;
 }
 
-/** SPDK unlinks an existing socket at the controller's path; anything that is not a socket is left alone. */
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** SPDK replaces an existing socket at the controller's path; anything that is not a socket is left alone. */
+function checkNotOtherFile(path: string): void {
+  try {
+    if (!lstatSync(path).isSocket()) throw vhostBlkError('VHOST_SOCKET', `${path} exists and is not a socket`, { errno: Errno.EEXIST });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** A leftover private socket of a dead process with our pid. */
 function removeStaleSocket(path: string): void {
   try {
     if (lstatSync(path).isSocket()) unlinkSync(path);
