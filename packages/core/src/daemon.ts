@@ -57,6 +57,8 @@ export class Daemon {
   private state: StateFile | null = null;
   private stopping: Promise<void> | null = null;
   private pluginSpecs: string[] = [];
+  /** Armed by prepareUpgrade; also keeps the process alive once the RPC server is gone. */
+  private upgradeTimer: NodeJS.Timeout | null = null;
   private readonly shutdownListeners: Array<(signal: string) => void> = [];
 
   private constructor(
@@ -165,11 +167,13 @@ export class Daemon {
     setTimeout(() => {
       void server.close().then(() => this.log.info({ rpcSocket, stateFile: path }, 'upgrade: RPC socket released; serving I/O until stopped'));
     }, 50);
-    setTimeout(() => {
+    if (this.upgradeTimer) clearTimeout(this.upgradeTimer);
+    this.upgradeTimer = setTimeout(() => {
+      this.upgradeTimer = null;
       if (this.stopping || this.server) return;
       this.log.warn({ rpcSocket }, 'upgrade abandoned (not stopped in time): listening on the RPC socket again');
       this.listen(rpcSocket).catch((e: Error) => this.log.error({ err: e.message, rpcSocket }, 'cannot re-open the RPC socket after an abandoned upgrade'));
-    }, timeoutMs).unref();
+    }, timeoutMs);
     return { pid: process.pid, state_file: path, rpc_socket: rpcSocket, socket_dir: this.options.socketDir!, run_dir: this.options.runDir! };
   }
 
@@ -191,6 +195,8 @@ export class Daemon {
   /** Stops the RPC server, then finishes subsystems in reverse order (bdevs unregistered newest first). */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      if (this.upgradeTimer) clearTimeout(this.upgradeTimer);
+      this.upgradeTimer = null;
       await this.server?.close();
       for (const s of [...this.subsystems].reverse()) {
         try {
