@@ -1,10 +1,11 @@
 import t from 'tap';
 import { join } from 'node:path';
 import {
-  closeFd, decodeConfig, decodeU64, decodeVirtioBlkConfig, encodeConfig, encodeMemoryTable, encodeU64, encodeVringAddr, encodeVringFd,
+  closeFd, decodeConfig, decodeInflight, decodeU64, encodeInflight, decodeVirtioBlkConfig, encodeConfig, encodeMemoryTable, encodeU64, encodeVringAddr, encodeVringFd,
   encodeVringState, EventFd, memfdCreate, mmapFd, VhostUserConnection, type VhostUserMessage, VhostUserFlags, VhostUserRequest as R,
-  VirtioBlkFeature, VirtioFeature,
+  VhostUserProtocolFeature, VirtioBlkFeature, VirtioFeature,
 } from '@blockwork/vhost-user';
+import { InflightQueue, inflightQueueBytes, inflightRegionBytes } from '../src/inflight-region';
 import { BlkType } from '../src/blk-request';
 import { startDaemon } from './fixtures/daemon';
 import { FakeGuest, GPA, MEM_SIZE, UVA } from './fixtures/fake-guest';
@@ -73,17 +74,31 @@ t.test('REPLY_ACK: success for handled requests, failure for SET_CONFIG and unkn
 });
 
 /** Negotiates, maps a memfd as guest memory and starts queue 0; returns the fake guest over it. */
-async function startQueue(t: { teardown(fn: () => unknown): void }, f: Front): Promise<{ g: FakeGuest; call: EventFd; kick: EventFd }> {
-  const fd = memfdCreate('guest', MEM_SIZE);
-  const map = mmapFd(fd, MEM_SIZE, 0);
-  t.teardown(() => map.unmap());
-  const g = new FakeGuest(16, new Uint8Array(map.buffer));
+async function startQueue(
+  t: { teardown(fn: () => unknown): void },
+  f: Front,
+  opts: { guest?: { fd: number; g: FakeGuest }; inflightFd?: number } = {},
+): Promise<{ g: FakeGuest; call: EventFd; kick: EventFd }> {
+  let fd: number;
+  let g: FakeGuest;
+  if (opts.guest) ({ fd, g } = opts.guest);
+  else {
+    fd = memfdCreate('guest', MEM_SIZE);
+    const map = mmapFd(fd, MEM_SIZE, 0);
+    t.teardown(() => map.unmap());
+    g = new FakeGuest(16, new Uint8Array(map.buffer));
+  }
   const feats = decodeU64(0, (await f.ask(R.GET_FEATURES)).payload);
   f.send(R.SET_FEATURES, encodeU64(feats & ~(1n << BigInt(VirtioFeature.RING_EVENT_IDX))));
+  if (opts.inflightFd !== undefined) {
+    f.send(R.SET_PROTOCOL_FEATURES, encodeU64(1n << BigInt(VhostUserProtocolFeature.INFLIGHT_SHMFD)));
+    f.send(R.SET_INFLIGHT_FD, encodeInflight({ mmapSize: BigInt(inflightRegionBytes(1, 16)), mmapOffset: 0n, numQueues: 1, queueSize: 16 }), [opts.inflightFd]);
+  }
   f.send(R.SET_MEM_TABLE, encodeMemoryTable({ regions: [{ guestPhysAddr: BigInt(GPA), memorySize: BigInt(MEM_SIZE), userspaceAddr: BigInt(UVA), mmapOffset: 0n }] }), [fd]);
-  closeFd(fd);
+  if (!opts.guest) closeFd(fd);
   f.send(R.SET_VRING_NUM, encodeVringState({ index: 0, num: 16 }));
-  f.send(R.SET_VRING_BASE, encodeVringState({ index: 0, num: 0 }));
+  // After a lost back end QEMU restores last_avail_idx from used->idx.
+  f.send(R.SET_VRING_BASE, encodeVringState({ index: 0, num: g.usedIdx() }));
   f.send(R.SET_VRING_ADDR, encodeVringAddr({ index: 0, flags: 0, desc: BigInt(UVA + g.descOff), avail: BigInt(UVA + g.availOff), used: BigInt(UVA + g.usedOff), log: 0n }));
   const call = new EventFd();
   const kick = new EventFd();
@@ -193,3 +208,50 @@ t.test('hot-remove of the bdev stops the queues and reports NEEDS_RESET', async 
   t.match(await d.call('vhost_get_controllers'), [{ sessions: [{ started: false }] }]);
   t.equal(await d.call('vhost_delete_controller', { ctrlr: 'vhost.0' }), true);
 });
+
+t.test('INFLIGHT_SHMFD: GET_INFLIGHT_FD hands out a DPDK-layout memfd; a new connection resubmits what the last one left in flight', async (t) => {
+  const { d, path } = await daemonWithController(t);
+  const f = await Front.open(t, path);
+  f.send(R.SET_PROTOCOL_FEATURES, encodeU64(1n << BigInt(VhostUserProtocolFeature.INFLIGHT_SHMFD)));
+  const r = await f.ask(R.GET_INFLIGHT_FD, encodeInflight({ mmapSize: 0n, mmapOffset: 0n, numQueues: 2, queueSize: 128 }));
+  t.same(decodeInflight(0, r.payload), { mmapSize: 4224n, mmapOffset: 0n, numQueues: 2, queueSize: 128 }, "QEMU's 2 × 128 region: 4224 bytes");
+  t.equal(r.fds.length, 1, 'with its memfd');
+  for (const fd of r.fds) closeFd(fd);
+  // A region for one queue of 16 that the test keeps, as QEMU does.
+  const inflightFd = memfdCreate('inflight', inflightRegionBytes(1, 16));
+  const region = mmapFd(inflightFd, inflightRegionBytes(1, 16), 0);
+  t.teardown(() => region.unmap());
+  const gfd = memfdCreate('guest', MEM_SIZE);
+  const gmap = mmapFd(gfd, MEM_SIZE, 0);
+  t.teardown(() => gmap.unmap());
+  const guest = { fd: gfd, g: new FakeGuest(16, new Uint8Array(gmap.buffer)) };
+  const { g, call, kick } = await startQueue(t, f, { guest, inflightFd });
+  t.same(await writeAndRead(g, call, kick, 8, 0x5a), [2, 0, 0, 1], 'I/O works with tracking');
+  const ifq = new InflightQueue(new Uint8Array(region.buffer, 0, inflightQueueBytes(16)), 16);
+  t.same([ifq.version, ifq.descNum, ifq.usedIdx], [1, 16, 2], 'version stamped, desc_num set, used_idx follows the ring');
+  t.notOk(Array.from({ length: 16 }, (_, h) => ifq.isInflight(h)).some(Boolean), 'nothing left in flight');
+  f.c.close();
+  await waitSessions(d, 0);
+  // A back end that died after taking a write: in flight in the region, in the avail ring, not used.
+  const st = g.alloc(1, 0xee);
+  const head = g.post([{ gpa: g.header(BlkType.OUT, 16), len: 16 }, { gpa: g.alloc(4096, 0x77), len: 4096 }, { gpa: st, len: 1, write: true }]);
+  ifq.mark(head);
+  const f2 = await Front.open(t, path);
+  const q2 = await startQueue(t, f2, { guest, inflightFd });
+  await new Promise<void>((res) => q2.call.watch(() => { q2.call.unwatch(); res(); }));
+  t.equal(g.usedIdx(), 3, 'the in-flight write completed once (not taken again from the avail ring)');
+  t.same([g.used(2).id, g.at(st, 1)[0]], [head, 0], 'its head, status OK');
+  t.notOk(ifq.isInflight(head), 'and cleared');
+  t.same(await writeAndRead(g, q2.call, q2.kick, 24, 0x12), [2, 0, 0, 1], 'new requests follow');
+  closeFd(gfd);
+  closeFd(inflightFd);
+});
+
+async function waitSessions(d: { call(m: string, p?: unknown): Promise<unknown> }, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [c] = (await d.call('vhost_get_controllers', { name: 'vhost.0' })) as Array<{ sessions: unknown[] }>;
+    if (c.sessions.length === n) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`sessions did not reach ${n}`);
+}
