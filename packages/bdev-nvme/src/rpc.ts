@@ -49,8 +49,8 @@ const i = (description: string, minimum?: number): ParamSchema => ({ type: 'inte
 
 const ATTACH_PARAMS: Record<string, ParamSchema> = {
   name: { type: 'string', minLength: 1, description: 'Controller name; namespaces become bdevs named <name>n<nsid>.' },
-  trtype: { type: 'string', minLength: 1, description: 'Transport type: TCP. PCIe is not supported yet (answers -ENOTSUP); RDMA and FC are not supported.' },
-  traddr: { type: 'string', minLength: 1, description: 'Transport address: the target IP address (IPv4 or IPv6) for TCP.' },
+  trtype: { type: 'string', minLength: 1, description: 'Transport type: TCP, or PCIe (a local controller bound to vfio-pci, driven through VFIO); RDMA and FC are not supported (-ENOTSUP).' },
+  traddr: { type: 'string', minLength: 1, description: 'Transport address: the target IP address (IPv4 or IPv6) for TCP; the PCI address DDDD:BB:DD.F (or BB:DD.F) for PCIe.' },
   adrfam: s('Address family: IPv4 (default) or IPv6.'),
   trsvcid: s('Transport service id: the TCP port (default 4420).'),
   subnqn: s('NQN of the subsystem to connect to (default: the discovery NQN, which exposes no namespaces).'),
@@ -64,7 +64,7 @@ const ATTACH_PARAMS: Record<string, ParamSchema> = {
   ddgst: b('Enable the NVMe/TCP data digest (CRC32C) when the target agrees; default false.'),
   fabrics_connect_timeout_us: i('Budget for TCP connect, ICReq/ICResp and each Fabrics Connect, microseconds (0 = default 10 s).', 0),
   multipath: { type: 'string', enum: ['disable', 'failover', 'multipath'], description: 'Multipath mode; only one path per controller is supported, so a second attach under the same name fails.' },
-  num_io_queues: i('I/O queue pairs to open, one TCP connection each (default 1; capped by what the controller grants).', 1),
+  num_io_queues: i('I/O queue pairs to open, one TCP connection each for TCP (default 1; capped by what the controller grants).', 1),
   ctrlr_loss_timeout_sec: i('After a connection loss: seconds to keep reconnecting (-1 = forever, 0 = give up at once and delete the controller). Default 0.', -1),
   reconnect_delay_sec: i('Seconds between reconnect attempts (must be > 0 when ctrlr_loss_timeout_sec is not 0). Default 0.', 0),
   fast_io_fail_timeout_sec: i('While reconnecting, queued I/O fails with -EIO after this many seconds (0 = only when the controller is lost). Default 0.', 0),
@@ -91,7 +91,7 @@ const DETACH_PARAMS: Record<string, ParamSchema> = {
 export function nvmeRpcMethods(m: NvmeBdevModule): RpcMethod[] {
   const attach: RpcMethod<NvmeAttachParams> = {
     name: 'bdev_nvme_attach_controller',
-    description: 'Attach an NVMe controller (NVMe/TCP) and create one bdev per active namespace; returns the array of bdev names.',
+    description: 'Attach an NVMe controller (NVMe/TCP, or PCIe through VFIO) and create one bdev per active namespace; returns the array of bdev names.',
     params: { properties: ATTACH_PARAMS, required: ['name', 'trtype', 'traddr'] },
     handler: (p) => m.attach(p),
   };
