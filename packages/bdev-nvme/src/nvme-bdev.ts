@@ -43,7 +43,8 @@ export class NvmeBdev implements Bdev, NvmeChannelTarget {
     const mdts = ctrlr.cdata.mdts;
     const mpsmin = Number((ctrlr.cap >> 48n) & 0xfn);
     const mdtsBytes = mdts === 0 ? Infinity : 2 ** (mdts + 12 + mpsmin);
-    this.optimalIoBoundary = Math.max(1, Math.floor(Math.min(mdtsBytes, MAX_TRANSFER_BYTES, 0x10000 * this.blockSize) / this.blockSize));
+    const transportBytes = ctrlr.transport.maxTransferBytes || Infinity;
+    this.optimalIoBoundary = Math.max(1, Math.floor(Math.min(mdtsBytes, MAX_TRANSFER_BYTES, transportBytes, 0x10000 * this.blockSize) / this.blockSize));
   }
 
   get name(): string {

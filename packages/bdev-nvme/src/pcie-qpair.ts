@@ -95,8 +95,11 @@ export class PcieQpair extends NvmeQpair {
       const nData = prpDataPages(0, req.dataLen);
       const pages = pool.alloc(nData + prpListPages(nData));
       if (pages === null) {
-        if (pool.available === pool.size) throw new RangeError(`PcieQpair: a ${req.dataLen}-byte transfer needs more pages than the pool has`);
-        return false;
+        if (pool.available < pool.size) return false;
+        // Larger than the whole pool: it could never go. The bdev layer splits below this, so only a
+        // misuse gets here; it fails like an NVMe Invalid Field (with DNR) instead of throwing.
+        this.complete(req.cid, SF_INVALID_FIELD_DNR);
+        return true;
       }
       this.held[req.cid] = pages;
       if (req.dir === DataDir.H2C) copyToPages(pool, pages, req.iovs, req.dataLen);
@@ -212,6 +215,8 @@ export class PcieQpair extends NvmeQpair {
     }
   }
 }
+
+const SF_INVALID_FIELD_DNR = 0x4002;
 
 function pageAlign(n: number): number {
   return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;

@@ -280,3 +280,16 @@ t.test('close fails outstanding and waiting commands and returns every page', as
   t.equal(qp.poll(), 0);
   qp.close();
 });
+
+t.test('a transfer larger than the whole pool fails with Invalid Field (DNR) instead of waiting forever', async (t) => {
+  const { qp, pool } = setup(4, 4);
+  const log: Array<[number, number]> = [];
+  submit(qp, log, (r) => {
+    r.dir = DataDir.H2C;
+    r.iovs = [Buffer.alloc(5 * 4096)];
+    r.dataLen = 5 * 4096;
+  });
+  t.same(log, [[0, 0x4002]]);
+  t.equal(qp.outstanding, 0);
+  t.equal(pool.available, 4);
+});
