@@ -7,6 +7,9 @@ import { RpcClient } from '@blockwork/core';
 import type { MigrationStatus } from '../src/mirror-job';
 import { tempDir, until } from './fixtures/env';
 
+// Three daemon starts and a 2 MiB/s copy: past tap's 30 s default when run from this package on a loaded machine.
+t.setTimeout(300000);
+
 const BIN = resolve(__dirname, '../../cli/bin/blockwork.js');
 const MiB = 2 ** 20;
 const SIZE = 8 * MiB;
