@@ -217,6 +217,11 @@ export class BlkQueue {
     if (this.vq.publishUsed()) this.notify();
   }
 
+  /** Signals the call eventfd now, whatever the driver's suppression flags say. */
+  signal(): void {
+    if (!this.detached) this.notify();
+  }
+
   private fatal(reason: string): void {
     this.stopped = true;
     this.ctx.onGuestError(this.index, reason, true);

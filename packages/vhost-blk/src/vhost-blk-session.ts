@@ -411,6 +411,10 @@ export class VhostBlkSession implements BlkQueueContext {
       }
     }
     q.process();
+    // A back end killed after publishing used->idx but before its batched call signal leaves the
+    // guest waiting for an interrupt that never comes, and it then sends nothing new. One signal at
+    // start (spurious at worst: the driver finds nothing new) closes that gap.
+    q.signal();
   }
 
   /** Stops a queue, waits for its I/O and remembers where it stopped (SET_VRING_BASE value). */

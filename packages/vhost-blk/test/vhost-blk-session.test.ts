@@ -110,7 +110,12 @@ async function startQueue(
 }
 
 async function writeAndRead(g: FakeGuest, call: EventFd, kick: EventFd, sector: number, fill: number): Promise<number[]> {
-  const signalled = () => new Promise<void>((r) => call.watch(() => { call.unwatch(); r(); }));
+  // A queue signals once at start (spurious at worst), so wait for the used index, signal by signal.
+  const signalledOnce = () => new Promise<void>((r) => call.watch(() => { call.unwatch(); r(); }));
+  const signalled = async () => {
+    const want = g.usedIdx() + 1;
+    while (g.usedIdx() < want) await signalledOnce();
+  };
   const st = g.alloc(1, 0xee);
   const before = g.usedIdx();
   g.post([{ gpa: g.header(BlkType.OUT, sector), len: 16 }, { gpa: g.alloc(4096, fill), len: 4096 }, { gpa: st, len: 1, write: true }]);
@@ -176,9 +181,8 @@ t.test('hostile ring contents: a bad chain gets used len 0, the queue keeps work
   const f = await Front.open(t, path);
   const { g, call, kick } = await startQueue(t, f);
   g.post([{ gpa: GPA + MEM_SIZE - 8, len: 64 }]);
-  const s = new Promise<void>((r) => call.watch(() => { call.unwatch(); r(); }));
   kick.signal();
-  await s;
+  await usedReaches(g, call, 1);
   t.same(g.used(0).len, 0);
   t.same(await writeAndRead(g, call, kick, 0, 0x22), [2, 0, 0, 1]);
 });
@@ -238,7 +242,7 @@ t.test('INFLIGHT_SHMFD: GET_INFLIGHT_FD hands out a DPDK-layout memfd; a new con
   ifq.mark(head);
   const f2 = await Front.open(t, path);
   const q2 = await startQueue(t, f2, { guest, inflightFd });
-  await new Promise<void>((res) => q2.call.watch(() => { q2.call.unwatch(); res(); }));
+  await usedReaches(g, q2.call, 3);
   t.equal(g.usedIdx(), 3, 'the in-flight write completed once (not taken again from the avail ring)');
   t.same([g.used(2).id, g.at(st, 1)[0]], [head, 0], 'its head, status OK');
   t.notOk(ifq.isInflight(head), 'and cleared');
@@ -246,6 +250,11 @@ t.test('INFLIGHT_SHMFD: GET_INFLIGHT_FD hands out a DPDK-layout memfd; a new con
   closeFd(gfd);
   closeFd(inflightFd);
 });
+
+/** Waits, signal by signal, until used->idx reaches `n` (a queue also signals once at start). */
+async function usedReaches(g: FakeGuest, call: EventFd, n: number): Promise<void> {
+  while (g.usedIdx() < n) await new Promise<void>((r) => call.watch(() => { call.unwatch(); r(); }));
+}
 
 async function waitSessions(d: { call(m: string, p?: unknown): Promise<unknown> }, n: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
