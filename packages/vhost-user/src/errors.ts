@@ -14,6 +14,7 @@ export const VHOST_USER_ERRORS = {
   VHOST_USER_FRAMING: { errno: Errno.EPROTO, text: 'the peer broke message framing (oversized, truncated, too many fds) or the socket failed' },
   VHOST_USER_PAYLOAD: { errno: Errno.EINVAL, text: 'a message payload has the wrong size or an invalid field' },
   VHOST_USER_MMAP_RANGE: { errno: Errno.EINVAL, text: 'a mapping would extend past the end of its fd' },
+  VHOST_USER_NOT_EVENTFD: { errno: Errno.EINVAL, text: 'a kick, call or err fd from the peer is not an eventfd' },
   VHOST_USER_SYSCALL: { errno: Errno.EIO, text: 'a system call failed (errno and syscall attached)' },
 } as const;
 

@@ -1,3 +1,4 @@
+import { closeSync, readlinkSync } from 'node:fs';
 import { vhostUserError } from './errors';
 import { isSyscallError, type NativeEventFd, vhostUserNative } from './native';
 
@@ -13,6 +14,7 @@ export class EventFd {
 
   /** Wraps a received fd (and owns it from now on), or creates a new non-blocking eventfd. */
   constructor(fd?: number) {
+    if (fd !== undefined) requireEventFd(fd);
     try {
       this.n = new (vhostUserNative().EventFd)(fd ?? -1);
     } catch (e) {
@@ -53,5 +55,23 @@ export class EventFd {
   close(): void {
     this.closed = true;
     this.n.close();
+  }
+}
+
+/**
+ * A peer may send any fd as a kick or call fd. A pipe or socket whose other end is closed stays
+ * readable forever and would spin the event loop, so anything but an eventfd is refused (and closed:
+ * the caller handed it over).
+ */
+function requireEventFd(fd: number): void {
+  let kind: string;
+  try {
+    kind = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch (e) {
+    throw vhostUserError('VHOST_USER_NOT_EVENTFD', `fd ${fd} cannot be inspected: ${(e as Error).message}`, { cause: e });
+  }
+  if (kind !== 'anon_inode:[eventfd]') {
+    closeSync(fd);
+    throw vhostUserError('VHOST_USER_NOT_EVENTFD', `fd ${fd} is ${kind}, not an eventfd`);
   }
 }

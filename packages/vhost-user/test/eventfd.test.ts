@@ -1,4 +1,7 @@
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { constants, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventFd, VhostUserConnection } from '../src';
 import { messages, serve, sockDir } from './fixtures/sockets';
@@ -68,4 +71,14 @@ t.test('signal after close throws a coded error', async (t) => {
   t.throws(() => e.signal(), { code: 'VHOST_USER_CLOSED' });
   e.close();
   t.pass('close is idempotent');
+});
+
+t.test('an fd that is not an eventfd (a pipe whose writer is gone) is refused and closed, so it cannot spin the loop', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bw-fifo-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'f');
+  execFileSync('mkfifo', [fifo]);
+  const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  t.throws(() => new EventFd(fd), { code: 'VHOST_USER_NOT_EVENTFD', message: /fd \d+ is \/.*\/f, not an eventfd/ });
+  t.throws(() => fstatSync(fd), { code: 'EBADF' }, 'the refused fd was closed, not leaked');
 });
