@@ -1,14 +1,15 @@
 import type { IoChannel, Logger } from '@blockwork/core';
 import {
-  closeFd, decodeConfig, decodeInflight, decodeMemoryTable, decodeU64, decodeVringAddr, decodeVringFd, decodeVringState, encodeConfig, encodeInflight, encodeU64,
-  encodeVringState, EventFd, type MappedRegion, memfdCreate, mmapFd, requestName, ringOrder, type VhostUserConnection, type VhostUserMessage,
+  closeFd, decodeConfig, decodeMemoryTable, decodeU64, decodeVringAddr, decodeVringFd, decodeVringState, encodeConfig, encodeU64,
+  encodeVringState, EventFd, type MappedRegion, mmapFd, requestName, ringOrder, type VhostUserConnection, type VhostUserMessage,
   VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R, VirtioFeature,
 } from '@blockwork/vhost-user';
 import { MAX_QUEUES, OFFERED_PROTOCOL_FEATURES } from './blk-config';
 import { BlkQueue, type BlkQueueContext } from './blk-queue';
 import type { BlkDevice } from './blk-request';
 import { GuestMemory, type MemoryRegionSpec } from './guest-memory';
-import { InflightQueue, inflightQueueBytes, inflightRegionBytes } from './inflight-region';
+import type { InflightQueue } from './inflight-region';
+import { type FdReply, SessionInflight } from './session-inflight';
 import { MAX_QUEUE_SIZE, SplitVirtqueue } from './virtqueue';
 
 /** What a session needs from its controller. */
@@ -46,19 +47,6 @@ const PROTOCOL_FEATURES = 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATU
 const REPLY_ACK = 1n << BigInt(VhostUserProtocolFeature.REPLY_ACK);
 const INFLIGHT_SHMFD = 1n << BigInt(VhostUserProtocolFeature.INFLIGHT_SHMFD);
 
-/** The inflight region QEMU handed us (SET_INFLIGHT_FD): one slice per queue. */
-interface InflightRegion {
-  map: MappedRegion;
-  numQueues: number;
-  queueSize: number;
-}
-
-/** A reply carrying fds (GET_INFLIGHT_FD). */
-interface FdReply {
-  payload: Uint8Array;
-  fds: number[];
-}
-
 /** A message that breaks the protocol: the connection is closed (this session only). */
 class Malformed extends Error {}
 
@@ -81,7 +69,7 @@ export class VhostBlkSession implements BlkQueueContext {
   status = 0;
   private mem: GuestMemory | null = null;
   private mappings: MappedRegion[] = [];
-  private inflightRegion: InflightRegion | null = null;
+  private readonly inflightState = new SessionInflight();
   private readonly vrings: Vring[] = [];
   private pending: Promise<void> = Promise.resolve();
   private closed = false;
@@ -281,9 +269,11 @@ export class VhostBlkSession implements BlkQueueContext {
       case R.GET_STATUS:
         return encodeU64(this.status);
       case R.GET_INFLIGHT_FD:
-        return this.getInflightFd(m);
+        // QEMU keeps the region across our restarts and hands it back with SET_INFLIGHT_FD.
+        return SessionInflight.allocate(m.request, m.payload, this.name);
       case R.SET_INFLIGHT_FD:
-        this.setInflightFd(m);
+        if (this.vrings.some((v) => v.queue !== null)) throw new Malformed('SET_INFLIGHT_FD while queues are running');
+        this.inflightState.set(m.request, m.payload, m.fds);
         return undefined;
       default:
         this.warnOnce(`req${m.request}`, `unsupported vhost-user request ${requestName(m.request)} ignored`);
@@ -297,57 +287,17 @@ export class VhostBlkSession implements BlkQueueContext {
     this.host.log.warn({ ctrlr: this.host.name, session: this.name }, text);
   }
 
-  /**
-   * GET_INFLIGHT_FD: a zeroed memfd in DPDK's split layout for num_queues × queue_size, handed to the
-   * front end, which keeps it across our restarts and gives it back with SET_INFLIGHT_FD (QEMU sends
-   * that right after, and after every reconnect). We keep nothing until then.
-   */
-  private getInflightFd(m: VhostUserMessage): FdReply {
-    const p = decodeInflight(m.request, m.payload);
-    checkInflightGeometry(p.numQueues, p.queueSize);
-    const size = inflightRegionBytes(p.numQueues, p.queueSize);
-    const fd = memfdCreate(`blockwork-inflight-${this.name}`, size);
-    return { payload: encodeInflight({ mmapSize: BigInt(size), mmapOffset: 0n, numQueues: p.numQueues, queueSize: p.queueSize }), fds: [fd] };
-  }
-
-  /** SET_INFLIGHT_FD: maps the region (sizes checked against num_queues × queue_size and the fd's size). */
-  private setInflightFd(m: VhostUserMessage): void {
-    const p = decodeInflight(m.request, m.payload);
-    if (m.fds.length !== 1) throw new Malformed(`expected one fd, got ${m.fds.length}`);
-    checkInflightGeometry(p.numQueues, p.queueSize);
-    const need = inflightRegionBytes(p.numQueues, p.queueSize);
-    const size = toNumber(p.mmapSize, 'inflight mmap_size');
-    if (size < need) throw new Malformed(`inflight mmap_size ${size} < ${need} for ${p.numQueues} queues of ${p.queueSize}`);
-    if (this.vrings.some((v) => v.queue !== null)) throw new Malformed('SET_INFLIGHT_FD while queues are running');
-    let map: MappedRegion;
-    try {
-      map = mmapFd(m.fds[0], need, toNumber(p.mmapOffset, 'inflight mmap_offset'));
-    } catch (e) {
-      throw new Malformed(`inflight region: ${(e as Error).message}`);
-    }
-    this.inflightRegion?.map.unmap();
-    this.inflightRegion = { map, numQueues: p.numQueues, queueSize: p.queueSize };
-    const per = inflightQueueBytes(p.queueSize);
-    for (let i = 0; i < p.numQueues; i++) new InflightQueue(new Uint8Array(map.buffer, i * per, per), p.queueSize).setDescNum(p.queueSize);
-  }
-
   /** The inflight slice of a queue about to start, or null (logged once per session and reason). */
   private inflightFor(index: number, v: Vring): InflightQueue | null {
-    const r = this.inflightRegion;
     if ((this.protocolFeatures & INFLIGHT_SHMFD) === 0n) {
       this.infoOnce('no-inflight', 'crash recovery is not available for this connection: the front end did not negotiate INFLIGHT_SHMFD, so I/O in flight when the daemon dies may be lost or completed twice');
       return null;
     }
-    if (r === null) {
-      this.infoOnce('no-inflight', 'crash recovery is not available for this connection: INFLIGHT_SHMFD was negotiated but no SET_INFLIGHT_FD was sent');
-      return null;
-    }
-    if (index >= r.numQueues || v.num !== r.queueSize) {
-      this.warnOnce(`inflight${index}`, `queue ${index} (size ${v.num}) is not covered by the inflight region (${r.numQueues} queues of ${r.queueSize}): not tracked`);
-      return null;
-    }
-    const per = inflightQueueBytes(r.queueSize);
-    return new InflightQueue(new Uint8Array(r.map.buffer, index * per, per), r.queueSize);
+    const q = this.inflightState.queueFor(index, v.num);
+    if (typeof q !== 'string') return q;
+    if (this.inflightState.mapped) this.warnOnce(`inflight${index}`, `${q}: not tracked`);
+    else this.infoOnce('no-inflight', `crash recovery is not available for this connection: INFLIGHT_SHMFD was negotiated but ${q}`);
+    return null;
   }
 
   private infoOnce(key: string, text: string): void {
@@ -473,8 +423,7 @@ export class VhostBlkSession implements BlkQueueContext {
       Object.assign(v, { num: 0, base: 0, addr: null, kick: null, call: null, err: null, enabled: false });
     }
     this.unmapAll();
-    this.inflightRegion?.map.unmap();
-    this.inflightRegion = null;
+    this.inflightState.release();
     this.features = 0n;
     this.status = 0;
   }
@@ -498,11 +447,6 @@ export class VhostBlkSession implements BlkQueueContext {
     }
     return this.done;
   }
-}
-
-function checkInflightGeometry(numQueues: number, queueSize: number): void {
-  if (numQueues < 1 || numQueues > MAX_QUEUES) throw new Malformed(`inflight num_queues ${numQueues} is not in 1..${MAX_QUEUES}`);
-  if (queueSize < 1 || queueSize > MAX_QUEUE_SIZE || (queueSize & (queueSize - 1)) !== 0) throw new Malformed(`inflight queue_size ${queueSize} is not a power of two ≤ ${MAX_QUEUE_SIZE}`);
 }
 
 function safeClose(fd: number): void {
