@@ -3,7 +3,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createLogger, Daemon, RpcClient } from '../src/index';
 
@@ -133,4 +133,24 @@ t.test('spdk_kill_instance stops the daemon and removes its socket', async (t) =
   await d.stop();
   t.equal(requested, 'SIGTERM');
   await t.rejects(RpcClient.connect(sock), /no such socket/);
+});
+
+t.test('framework_upgrade_prepare saves the state, releases the RPC socket and its lock, and re-listens if not stopped', async (t) => {
+  const { d, sock } = await daemonOn(t);
+  const state = join(sock, '..', 'handover.json');
+  const c = await RpcClient.connect(sock);
+  await t.rejects(c.call('framework_upgrade_prepare', {}), /state_file/, 'without a state file of its own it needs one');
+  const r = (await c.call('framework_upgrade_prepare', { state_file: state, timeout_ms: 1000 })) as { pid: number; state_file: string; rpc_socket: string };
+  c.close();
+  t.same([r.pid, r.state_file, r.rpc_socket], [process.pid, state, sock]);
+  const saved = JSON.parse(readFileSync(state, 'utf8')) as { subsystems: Array<{ subsystem: string; config: Array<{ method: string }> }> };
+  t.ok(saved.subsystems[0].config.some((e) => e.method === 'bdev_passthru_create'), 'state written in save_config form');
+  await new Promise((r) => setTimeout(r, 300));
+  await t.rejects(RpcClient.connect(sock), /no such socket/, 'RPC socket released');
+  t.notOk(existsSync(`${sock}.lock`), 'and its lock');
+  t.same((await d.call('bdev_get_bdevs', { name: 'pt0' }) as unknown[]).length, 1, 'bdevs keep running');
+  await new Promise((r) => setTimeout(r, 1200));
+  const again = await RpcClient.connect(sock);
+  t.ok(await again.call('spdk_get_version'), 'abandoned upgrade: listening again after timeout_ms');
+  again.close();
 });
