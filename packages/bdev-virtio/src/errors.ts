@@ -1,4 +1,4 @@
-import { BlockworkError, Errno } from '@blockwork/core';
+import { Errno, errorFactory } from '@blockwork/core';
 
 /**
  * This package's error catalogue. Codes are stable: never renamed, never reused. docs/bdev-virtio.md
@@ -19,6 +19,4 @@ export const VIRTIO_ERRORS = {
 
 export type VirtioErrorCode = keyof typeof VIRTIO_ERRORS;
 
-export function virtioError(code: VirtioErrorCode, message: string, opts: { errno?: number; cause?: unknown } = {}): BlockworkError {
-  return new BlockworkError(code, opts.errno ?? VIRTIO_ERRORS[code].errno, message, opts.cause === undefined ? undefined : { cause: opts.cause });
-}
+export const virtioError = errorFactory(VIRTIO_ERRORS);

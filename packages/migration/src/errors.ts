@@ -1,4 +1,4 @@
-import { BlockworkError, Errno } from '@blockwork/core';
+import { Errno, errorFactory } from '@blockwork/core';
 
 /**
  * This package's error catalogue, extending core's. Codes are stable: never renamed, never reused.
@@ -20,6 +20,4 @@ export const MIGRATION_ERRORS = {
 export type MigrationErrorCode = keyof typeof MIGRATION_ERRORS;
 
 /** Creates a catalogue error; `errno` overrides the default (e.g. a syscall's errno for MIGRATION_BITMAP_IO). */
-export function migrationError(code: MigrationErrorCode, message: string, opts: { errno?: number; cause?: unknown } = {}): BlockworkError {
-  return new BlockworkError(code, opts.errno ?? MIGRATION_ERRORS[code].errno, message, opts.cause === undefined ? undefined : { cause: opts.cause });
-}
+export const migrationError = errorFactory(MIGRATION_ERRORS);

@@ -1,4 +1,4 @@
-import { BlockworkError, Errno } from '@blockwork/core';
+import { Errno, errorFactory } from '@blockwork/core';
 
 /**
  * This package's error catalogue, extending core's. Codes are stable: never renamed, never reused.
@@ -22,6 +22,4 @@ export const NBD_ERRORS = {
 export type NbdErrorCode = keyof typeof NBD_ERRORS;
 
 /** Creates a catalogue error; `errno` overrides the default (e.g. the connect error's own errno). */
-export function nbdError(code: NbdErrorCode, message: string, opts: { errno?: number; cause?: unknown } = {}): BlockworkError {
-  return new BlockworkError(code, opts.errno ?? NBD_ERRORS[code].errno, message, opts.cause === undefined ? undefined : { cause: opts.cause });
-}
+export const nbdError = errorFactory(NBD_ERRORS);

@@ -1,4 +1,4 @@
-import { BlockworkError, Errno } from '@blockwork/core';
+import { Errno, errorFactory } from '@blockwork/core';
 
 /**
  * This package's error catalogue. Codes are stable: never renamed, never reused. `errno` is the
@@ -21,6 +21,4 @@ export const VHOST_USER_ERRORS = {
 export type VhostUserErrorCode = keyof typeof VHOST_USER_ERRORS;
 
 /** Creates a catalogue error; `errno` overrides the default (e.g. the errno of a failed connect). */
-export function vhostUserError(code: VhostUserErrorCode, message: string, opts: { errno?: number; cause?: unknown } = {}): BlockworkError {
-  return new BlockworkError(code, opts.errno ?? VHOST_USER_ERRORS[code].errno, message, opts.cause === undefined ? undefined : { cause: opts.cause });
-}
+export const vhostUserError = errorFactory(VHOST_USER_ERRORS);
