@@ -14,7 +14,7 @@ export const VHOST_BLK_ERRORS = {
   VHOST_CONTROLLER_NOT_FOUND: { errno: Errno.ENODEV, text: 'no vhost controller with this name', spdkText: true },
   VHOST_CONTROLLER_NAME: { errno: Errno.EINVAL, text: 'the controller name is not a valid socket file name', spdkText: true },
   VHOST_BDEV_NOT_FOUND: { errno: Errno.ENODEV, text: 'the bdev to export does not exist', spdkText: true },
-  VHOST_BDEV_CLAIMED: { errno: Errno.EPERM, text: 'the bdev is claimed by another module or has another writer', spdkText: true },
+  VHOST_BDEV_CLAIMED: { errno: Errno.EPERM, text: 'the bdev is claimed by another module', spdkText: true },
   VHOST_TRANSPORT: { errno: Errno.EINVAL, text: 'the transport is not vhost_user_blk', spdkText: true },
   VHOST_PACKED_RING: { errno: Errno.ENOTSUP, text: 'packed ring is not supported yet', spdkText: false },
   VHOST_SOCKET: { errno: Errno.EIO, text: 'the controller socket could not be created', spdkText: false },

@@ -28,7 +28,7 @@ export const plugin: BlockworkPlugin = {
 export default plugin;
 
 export { VhostBlkSubsystem, cpumaskHex } from './vhost-blk-subsystem';
-export { VhostBlkController, CLAIM_MODULE } from './vhost-blk-controller';
+export { VhostBlkController } from './vhost-blk-controller';
 export { VhostBlkSession } from './vhost-blk-session';
 export { VHOST_BLK_ERRORS, type VhostBlkErrorCode, VhostBlkError } from './errors';
 export type { CreateBlkControllerParams, SetCoalescingParams } from './rpc';

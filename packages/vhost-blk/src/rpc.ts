@@ -25,10 +25,10 @@ export function vhostBlkRpcMethods(s: VhostBlkSubsystem): RpcMethod[] {
     params: {
       properties: {
         ctrlr: { type: 'string', minLength: 1, description: 'Controller name; also the socket file name under the daemon\'s socket directory.' },
-        dev_name: { type: 'string', minLength: 1, description: 'Name (or alias) of the bdev to export; it is opened and claimed exclusive_write by module vhost_blk.' },
+        dev_name: { type: 'string', minLength: 1, description: 'Name (or alias) of the bdev to export; it is opened for writing without a claim (as SPDK), so it fails only if another module claimed it.' },
         cpumask: { type: 'string', description: 'SPDK cpumask (hex or list); stored and reported as "0x…", informational (one event loop serves every controller).' },
         transport: { type: 'string', description: 'Only "vhost_user_blk" (the default).' },
-        readonly: { type: 'boolean', description: 'Export read-only: RO feature offered, writes fail with IOERR, the bdev is opened read-only and not claimed. Default false.' },
+        readonly: { type: 'boolean', description: 'Export read-only: RO feature offered, writes fail with IOERR, the bdev is opened read-only. Default false.' },
         packed_ring: { type: 'boolean', description: 'Packed virtqueues; true is refused ("packed ring is not supported yet"). Default false.' },
       },
       required: ['ctrlr', 'dev_name'],

@@ -7,8 +7,6 @@ import type { BlkDevice } from './blk-request';
 import { vhostBlkError } from './errors';
 import { type SessionHost, VhostBlkSession } from './vhost-blk-session';
 
-/** Module name of the bdev claim (bdev_get_bdevs shows it). */
-export const CLAIM_MODULE = 'vhost_blk';
 /** SPDK's coalescing defaults. */
 export const DEFAULT_DELAY_BASE_US = 20;
 export const DEFAULT_IOPS_THRESHOLD = 60000;
@@ -24,7 +22,9 @@ export interface BlkControllerOptions {
 
 /**
  * A vhost-user-blk controller: one listening socket `<socketDir>/<ctrlr>` (mode 0600) exporting one
- * bdev, opened for writing (unless read-only) and claimed exclusive_write for module vhost_blk.
+ * bdev, opened for writing (unless read-only) without a claim, as SPDK does: a migration
+ * destination must export the same bdev over NBD while its controller waits for the incoming VM,
+ * and a bdev claimed by another module (passthru, a mirror) still refuses the write open.
  * Each connection is a VhostBlkSession; all sessions share the controller's I/O channel.
  */
 export class VhostBlkController implements SessionHost {
@@ -53,7 +53,7 @@ export class VhostBlkController implements SessionHost {
     return this.opts.ctrlr;
   }
 
-  /** Opens and claims the bdev, then listens. Throws VHOST_BDEV_NOT_FOUND, VHOST_BDEV_CLAIMED or VHOST_SOCKET. */
+  /** Opens the bdev, then listens. Throws VHOST_BDEV_NOT_FOUND, VHOST_BDEV_CLAIMED or VHOST_SOCKET. */
   static async create(opts: BlkControllerOptions, layer: BdevLayer, socketDir: string, log: Logger): Promise<VhostBlkController> {
     const path = join(socketDir, opts.ctrlr);
     let ctrl: VhostBlkController | null = null;
@@ -63,7 +63,6 @@ export class VhostBlkController implements SessionHost {
         if (event === 'remove') ctrl?.bdevRemoved();
         else if (event === 'resize' && ctrl) ctrl.dev = blkDeviceOf(ctrl.desc.bdev, opts.readonly);
       });
-      if (!opts.readonly) desc.claim(CLAIM_MODULE);
     } catch (e) {
       if (isBlockworkError(e) && e.code === 'BDEV_NOT_FOUND') throw vhostBlkError('VHOST_BDEV_NOT_FOUND', `bdev '${opts.devName}' does not exist`, { cause: e });
       if (isBlockworkError(e) && e.code === 'BDEV_CLAIMED') throw vhostBlkError('VHOST_BDEV_CLAIMED', e.message, { cause: e });
