@@ -51,6 +51,7 @@ Napi::Function DefineListener(Napi::Env env);
 Napi::Function DefineEventFd(Napi::Env env);
 void InitMemory(Napi::Env env, Napi::Object exports);
 Napi::Value Connect(const Napi::CallbackInfo& info);
+Napi::Value ConnectNonBlocking(const Napi::CallbackInfo& info);
 
 constexpr size_t kHeaderSize = 12;
 // Largest payload accepted: the biggest standard message (GET_CONFIG with 256 config bytes, a full

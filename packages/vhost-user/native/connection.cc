@@ -285,4 +285,25 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// connectNonBlocking(path): a non-blocking connect for a back end in client mode that retries every
+// few ms. Expected failures are returned, not thrown: fd >= 0, or -errno (ENOENT, ECONNREFUSED: no
+// listener yet; EAGAIN: the listener's backlog is full). On AF_UNIX a non-blocking connect never
+// returns EINPROGRESS: it is queued in the listener's backlog at once or fails. A connection sitting
+// in the backlog counts as connected; its first message arrives when the listener accepts it.
+Napi::Value ConnectNonBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "connectNonBlocking(path: string)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return Napi::Number::New(env, -ENAMETOOLONG);
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  int rc;
+  do rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr); while (rc < 0 && errno == EINTR);
+  if (rc < 0) { int e = errno; ::close(fd); return Napi::Number::New(env, -e); }
+  return Napi::Number::New(env, fd);
+}
+
 }  // namespace vhu

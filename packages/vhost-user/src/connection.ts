@@ -47,6 +47,20 @@ export class VhostUserConnection {
     return new VhostUserConnection(fd);
   }
 
+  /**
+   * One non-blocking connect attempt, for callers that retry (a back end in client mode): the
+   * connection, or the errno (positive) of an expected failure — ENOENT or ECONNREFUSED (nothing
+   * listening), EAGAIN (the listener's backlog is full). Never blocks: on a Unix socket the
+   * connection is queued in the listener's backlog and counts as connected even before the peer
+   * accepts it; its first message arrives then. Throws VHOST_USER_SOCKET_PATH for a path that
+   * cannot fit.
+   */
+  static tryConnect(path: string): VhostUserConnection | number {
+    checkPath(path);
+    const fd = vhostUserNative().connectNonBlocking(path);
+    return fd < 0 ? -fd : new VhostUserConnection(fd);
+  }
+
   /** Wraps a connected non-blocking stream socket and takes ownership of `fd`. */
   constructor(fd: number) {
     this.n = new (vhostUserNative().Connection)(

@@ -14,6 +14,7 @@
  * });
  */
 export { VhostUserConnection, VhostUserListener, type VhostUserMessage } from './connection';
+export { DEFAULT_CONNECT_RETRY_MS, VhostUserConnector, type VhostUserConnectorEvents } from './connector';
 export { EventFd } from './eventfd';
 export { mmapFd, memfdCreate, closeFd, fdSize, ringOrder, type MappedRegion } from './memory';
 export * from './protocol';

@@ -14,6 +14,8 @@ export interface VhostUserNative {
   EventFd: new (fd: number) => NativeEventFd;
   /** Connected non-blocking socket fd; throws an Error with `errno` and `syscall`. */
   connect(path: string): number;
+  /** Non-blocking connect: a connected non-blocking fd, or -errno (ENOENT/ECONNREFUSED/EAGAIN...). Throws only a TypeError. */
+  connectNonBlocking(path: string): number;
   mmap(fd: number, size: number, offset: number, writable: boolean): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;
   memfdCreate(name: string, size: number): number;
