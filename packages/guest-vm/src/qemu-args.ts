@@ -12,6 +12,13 @@ export interface VhostUserBlkDisk {
    * a missing socket at start, forever: the guest's timeout is what ends that.
    */
   reconnect?: boolean;
+  /**
+   * QEMU owns the socket (chardev server=on,wait=off) and the back end connects to it — the
+   * back end's client mode (Blockwork's vhost_create_blk_controller `client: true`). QEMU
+   * waits at start-up until the back end has connected, and takes the next queued connection
+   * as soon as the current one closes, so no reconnect period applies. Excludes `reconnect`.
+   */
+  server?: boolean;
 }
 
 /** What the QEMU command line is built from. */
@@ -74,7 +81,7 @@ export function qemuArgs(o: QemuArgsOptions): string[] {
   }
   disks.forEach((d, i) => {
     args.push(
-      '-chardev', `socket,id=vhu${i},path=${d.socket}${d.reconnect ? ',reconnect=1' : ''}`,
+      '-chardev', `socket,id=vhu${i},path=${d.socket}${d.server ? ',server=on,wait=off' : d.reconnect ? ',reconnect=1' : ''}`,
       '-device', `vhost-user-blk-pci,id=vblk${i},chardev=vhu${i},num-queues=${d.numQueues ?? 1}`,
     );
   });

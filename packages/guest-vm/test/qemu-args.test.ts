@@ -37,6 +37,11 @@ t.test('vhost-user-blk disks: memfd shared RAM, numa node, one chardev+device ea
   ]);
 });
 
+t.test('a vhost-user-blk disk in server mode: QEMU owns the socket, no reconnect period', async (t) => {
+  const a = qemuArgs({ ...base, vhostUserBlk: [{ socket: '/s/a', server: true, reconnect: true }] });
+  t.same(after(a, '-chardev').slice(2), ['socket,id=vhu0,path=/s/a,server=on,wait=off']);
+});
+
 t.test('QMP socket, kernel arguments, KVM and extra arguments last', async (t) => {
   const a = qemuArgs({ ...base, accel: 'kvm', qmpSocket: '/q', kernelArgs: 'intel_iommu=on', extraArgs: ['-device', 'nvme,serial=S'] });
   t.same(after(a, '-qmp'), ['unix:/q,server=on,wait=off']);

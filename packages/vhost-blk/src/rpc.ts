@@ -9,6 +9,8 @@ export interface CreateBlkControllerParams {
   transport?: string;
   readonly?: boolean;
   packed_ring?: boolean;
+  /** Blockwork extension (SPDK has none and ignores it): connect to the front end's socket instead of listening. */
+  client?: boolean;
 }
 
 export interface SetCoalescingParams {
@@ -21,7 +23,7 @@ export interface SetCoalescingParams {
 export function vhostBlkRpcMethods(s: VhostBlkSubsystem): RpcMethod[] {
   const create: RpcMethod<CreateBlkControllerParams> = {
     name: 'vhost_create_blk_controller',
-    description: 'Create a vhost-user-blk controller: a socket <socketDir>/<ctrlr> (mode 0600) exporting a bdev to QEMU; returns true.',
+    description: 'Create a vhost-user-blk controller: a socket <socketDir>/<ctrlr> (mode 0600; in client mode the front end\'s socket, connected to) exporting a bdev to QEMU; returns true.',
     params: {
       properties: {
         ctrlr: { type: 'string', minLength: 1, description: 'Controller name; also the socket file name under the daemon\'s socket directory.' },
@@ -30,6 +32,10 @@ export function vhostBlkRpcMethods(s: VhostBlkSubsystem): RpcMethod[] {
         transport: { type: 'string', description: 'Only "vhost_user_blk" (the default).' },
         readonly: { type: 'boolean', description: 'Export read-only: RO feature offered, writes fail with IOERR, the bdev is opened read-only. Default false.' },
         packed_ring: { type: 'boolean', description: 'Packed virtqueues; true is refused ("packed ring is not supported yet"). Default false.' },
+        client: {
+          type: 'boolean',
+          description: 'Blockwork extension (DPDK\'s RTE_VHOST_USER_CLIENT): the front end owns the socket at <socketDir>/<ctrlr> (QEMU -chardev socket,server=on,wait=off) and the controller connects to it, retrying every 10 ms while it is missing or refused, until deleted. Makes hot upgrade independent of QEMU\'s reconnect timer; see docs/hot-upgrade.md. Default false.',
+        },
       },
       required: ['ctrlr', 'dev_name'],
       allowUnknown: true,

@@ -1,7 +1,8 @@
 import { lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { type BdevDesc, type BdevLayer, Errno, type IoChannel, isBlockworkError, type Logger } from '@blockwork/core';
-import { VhostUserListener } from '@blockwork/vhost-user';
+import { type VhostUserConnection, VhostUserConnector, VhostUserListener } from '@blockwork/vhost-user';
 import { blkConfigImage, blkDeviceOf, offeredFeatures } from './blk-config';
 import type { BlkDevice } from './blk-request';
 import { vhostBlkError } from './errors';
@@ -18,10 +19,20 @@ export interface BlkControllerOptions {
   /** As given (SPDK accepts hex or a list); reported as "0x…". Informational: one event loop runs everything. */
   cpumask: string | undefined;
   readonly: boolean;
+  /**
+   * Client mode (DPDK's RTE_VHOST_USER_CLIENT): the front end (QEMU `server=on`) owns the socket at
+   * `<socketDir>/<ctrlr>` and the controller connects to it, retrying every few ms whenever it is
+   * not connected, until deleted.
+   */
+  client: boolean;
 }
 
+/** Time between connect attempts in client mode while the front end is not listening, ms. */
+export const CLIENT_RETRY_MS = 10;
+
 /**
- * A vhost-user-blk controller: one listening socket `<socketDir>/<ctrlr>` (mode 0600) exporting one
+ * A vhost-user-blk controller: one listening socket `<socketDir>/<ctrlr>` (mode 0600), or in client
+ * mode one connection to the front end's socket at that path, exporting one
  * bdev, opened for writing (unless read-only) without a claim, as SPDK does: a migration
  * destination must export the same bdev over NBD while its controller waits for the incoming VM,
  * and a bdev claimed by another module (passthru, a mirror) still refuses the write open.
@@ -34,6 +45,7 @@ export class VhostBlkController implements SessionHost {
   dev: BlkDevice;
   channel: IoChannel | null;
   private listener: VhostUserListener | null = null;
+  private connector: VhostUserConnector | null = null;
   /** Inode of our socket file, to notice when a new daemon took the path over (upgrade). */
   private socketId = '';
   private nextSessionId = 0;
@@ -53,7 +65,7 @@ export class VhostBlkController implements SessionHost {
     return this.opts.ctrlr;
   }
 
-  /** Opens the bdev, then listens. Throws VHOST_BDEV_NOT_FOUND, VHOST_BDEV_CLAIMED or VHOST_SOCKET. */
+  /** Opens the bdev, then listens (or starts connecting, in client mode). Throws VHOST_BDEV_NOT_FOUND, VHOST_BDEV_CLAIMED or VHOST_SOCKET. */
   static async create(opts: BlkControllerOptions, layer: BdevLayer, socketDir: string, log: Logger): Promise<VhostBlkController> {
     const path = join(socketDir, opts.ctrlr);
     let ctrl: VhostBlkController | null = null;
@@ -70,23 +82,8 @@ export class VhostBlkController implements SessionHost {
     }
     ctrl = new VhostBlkController(opts, path, desc, log);
     try {
-      checkNotOtherFile(path);
-      // Bound at a private name, then renamed over the path: the path never disappears (a daemon
-      // taking over from another one replaces its socket atomically), and the native listener's
-      // own unlink on close or exit only ever touches the private name.
-      const tmp = join(socketDir, `.${opts.ctrlr}.${process.pid}`);
-      removeStaleSocket(tmp);
-      const c = ctrl;
-      ctrl.listener = await VhostUserListener.listen(tmp, { mode: 0o600 }, (conn) => c.accept(conn));
-      ctrl.listener.setRef(false);
-      try {
-        checkNotOtherFile(path);
-        renameSync(tmp, path);
-      } catch (e) {
-        await ctrl.listener.close();
-        throw e;
-      }
-      ctrl.socketId = fileId(path);
+      if (opts.client) ctrl.startConnecting();
+      else await ctrl.listen(socketDir);
     } catch (e) {
       desc.close();
       if (isBlockworkError(e) && e.code.startsWith('VHOST_')) throw vhostBlkError('VHOST_SOCKET', `controller ${opts.ctrlr}: ${e.message}`, { errno: e.errno, cause: e });
@@ -94,14 +91,80 @@ export class VhostBlkController implements SessionHost {
       if (errno !== undefined) throw vhostBlkError('VHOST_SOCKET', `controller ${opts.ctrlr}: ${(e as Error).message}`, { errno: -errno, cause: e });
       throw e;
     }
-    log.info({ ctrlr: opts.ctrlr, bdev: desc.bdev.name, socket: path, readonly: opts.readonly }, 'vhost-blk controller created');
+    log.info({ ctrlr: opts.ctrlr, bdev: desc.bdev.name, socket: path, readonly: opts.readonly, client: opts.client }, 'vhost-blk controller created');
     return ctrl;
   }
 
-  private accept(conn: import('@blockwork/vhost-user').VhostUserConnection): void {
+  /** Server mode: listen at a private name, then rename it over the controller's path. */
+  private async listen(socketDir: string): Promise<void> {
+    const path = this.socketPath;
+    checkNotOtherFile(path);
+    // Bound at a private name, then renamed over the path: the path never disappears (a daemon
+    // taking over from another one replaces its socket atomically), and the native listener's
+    // own unlink on close or exit only ever touches the private name.
+    const tmp = join(socketDir, `.${this.opts.ctrlr}.${process.pid}`);
+    removeStaleSocket(tmp);
+    const listener = await VhostUserListener.listen(tmp, { mode: 0o600 }, (conn) => this.accept(conn));
+    listener.setRef(false);
+    try {
+      checkNotOtherFile(path);
+      renameSync(tmp, path);
+    } catch (e) {
+      await listener.close();
+      throw e;
+    }
+    this.listener = listener;
+    this.socketId = fileId(path);
+  }
+
+  /**
+   * Client mode: connect now and whenever the connection is gone. A connect succeeds as soon as the
+   * connection sits in the front end's backlog; QEMU 7.2 accepts one client at a time and takes the
+   * next queued one the moment the current one closes, so during an upgrade the new daemon's
+   * connection waits there and the handover costs no reconnect period.
+   */
+  private startConnecting(): void {
+    this.connector = new VhostUserConnector(this.socketPath, {
+      onUnreachable: (errno) => this.log.info(
+        { ctrlr: this.name, socket: this.socketPath, errno },
+        `vhost-user front end not listening (${errnoName(errno)}); connecting every ${CLIENT_RETRY_MS} ms until it is`,
+      ),
+      onConnection: (conn, info) => {
+        if (info.attempts > 1) this.log.info({ ctrlr: this.name, socket: this.socketPath, attempts: info.attempts, waitedMs: info.outageMs }, 'vhost-user front end listening again');
+        this.accept(conn);
+      },
+    }, CLIENT_RETRY_MS);
+    this.connector.connect();
+  }
+
+  /**
+   * A new session. The front end counts as connected at its first message (in client mode the
+   * connection may wait in QEMU's backlog until then); the first start of a queue is logged with
+   * the negotiation time, the figure an upgrade's pause is made of.
+   */
+  private accept(conn: VhostUserConnection): void {
     const s = new VhostBlkSession(this.nextSessionId++, this, conn);
     this.sessions.add(s);
-    this.log.info({ ctrlr: this.name, session: s.name }, 'vhost-user front end connected');
+    const t0 = Date.now();
+    const inner = conn.onMessage;
+    let first = 0;
+    let started = false;
+    conn.onMessage = (m) => {
+      if (first === 0) {
+        first = Date.now();
+        this.log.info({ ctrlr: this.name, session: s.name, waitedMs: first - t0 }, 'vhost-user front end connected');
+      }
+      inner(m);
+      // Handlers run on the session's promise chain; a queue that starts does so before this runs.
+      if (!started) {
+        setImmediate(() => {
+          if (started || !s.started) return;
+          started = true;
+          this.log.info({ ctrlr: this.name, session: s.name, negotiationMs: Date.now() - first }, 'vhost-user session started');
+        });
+      }
+    };
+    if (this.opts.client) this.log.info({ ctrlr: this.name, session: s.name }, 'connected to the front end\'s socket; waiting for it to accept');
   }
 
   /** The bdev's name (as opened). */
@@ -120,6 +183,8 @@ export class VhostBlkController implements SessionHost {
   sessionClosed(s: VhostBlkSession): void {
     this.sessions.delete(s);
     this.log.info({ ctrlr: this.name, session: s.name }, 'vhost-user session closed');
+    // Client mode: the front end went away (or restarts); be there when it listens again.
+    if (this.sessions.size === 0) this.connector?.connect();
   }
 
   /** Hot-remove: new requests fail with IOERR, running queues stop, sessions are marked NEEDS_RESET. */
@@ -133,7 +198,12 @@ export class VhostBlkController implements SessionHost {
 
   /** Stops listening, closes every session (draining its I/O) and releases the bdev. */
   async destroy(): Promise<void> {
-    if (this.ownsSocketPath()) unlinkQuiet(this.socketPath);
+    // Client mode: no more connects (the old daemon of an upgrade must not queue behind the new
+    // one), and the socket is the front end's.
+    this.connector?.stop();
+    if (this.opts.client) {
+      // Nothing to unlink.
+    } else if (this.ownsSocketPath()) unlinkQuiet(this.socketPath);
     // Another daemon (an upgrade's new process) has put its socket at our path: leave it.
     else this.log.info({ ctrlr: this.name, socket: this.socketPath }, 'socket path taken over by another process; leaving it in place');
     await this.listener?.close();
@@ -150,6 +220,10 @@ export class VhostBlkController implements SessionHost {
       return true; // gone: closing unlinks nothing of anyone else's
     }
   }
+}
+
+function errnoName(errno: number): string {
+  return Object.entries(constants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
 }
 
 /** Inode plus change time in ns: an inode number alone may be reused at once for the new socket. */

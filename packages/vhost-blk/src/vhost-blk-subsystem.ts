@@ -59,7 +59,7 @@ export class VhostBlkSubsystem implements Subsystem {
     if (p.packed_ring === true) throw vhostBlkError('VHOST_PACKED_RING', 'packed ring is not supported yet');
     if (this.controllers.has(p.ctrlr)) throw vhostBlkError('VHOST_CONTROLLER_EXISTS', `vhost controller '${p.ctrlr}' already exists`);
     const socketDir = this.options.socketDir ?? this.options.runDir ?? '/var/tmp/blockwork';
-    const opts = { ctrlr: p.ctrlr, devName: p.dev_name, cpumask: p.cpumask, readonly: p.readonly === true };
+    const opts = { ctrlr: p.ctrlr, devName: p.dev_name, cpumask: p.cpumask, readonly: p.readonly === true, client: p.client === true };
     // Reserve the name while the socket is being created, so two concurrent creates cannot both win.
     this.controllers.set(p.ctrlr, null as unknown as VhostBlkController);
     try {
@@ -86,6 +86,7 @@ export class VhostBlkSubsystem implements Subsystem {
       delay_base_us: c.delayBaseUs,
       iops_threshold: c.iopsThreshold,
       socket: c.socketPath,
+      client: c.opts.client,
       sessions: [...c.sessions].map((s) => ({
         vid: s.vid, id: s.id, name: s.name, started: s.started, max_queues: s.maxQueues, inflight_task_cnt: s.inflight,
       })),
@@ -115,6 +116,8 @@ export class VhostBlkSubsystem implements Subsystem {
       if (c.opts.cpumask !== undefined) params.cpumask = c.opts.cpumask;
       params.readonly = c.opts.readonly;
       params.packed_ring = false;
+      // Only when set: a server-mode config stays exactly what SPDK writes.
+      if (c.opts.client) params.client = true;
       out.push({ method: 'vhost_create_blk_controller', params });
       if (c.delayBaseUs !== DEFAULT_DELAY_BASE_US || c.iopsThreshold !== DEFAULT_IOPS_THRESHOLD) {
         out.push({ method: 'vhost_controller_set_coalescing', params: { ctrlr: c.name, delay_base_us: c.delayBaseUs, iops_threshold: c.iopsThreshold } });

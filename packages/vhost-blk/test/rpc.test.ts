@@ -28,7 +28,7 @@ t.test("SPDK's exact params create a controller with a 0600 socket and no claim,
   const [b] = (await d.call('bdev_get_bdevs', { name: 'Malloc0' })) as Array<{ claimed: boolean }>;
   t.equal(b.claimed, false);
   t.same(await d.call('vhost_get_controllers'), [{
-    ctrlr: 'vhost.0', cpumask: '0x1', delay_base_us: 20, iops_threshold: 60000, socket: sock, sessions: [],
+    ctrlr: 'vhost.0', cpumask: '0x1', delay_base_us: 20, iops_threshold: 60000, socket: sock, client: false, sessions: [],
     backend_specific: { block: { readonly: false, bdev: 'Malloc0', transport: 'vhost_user_blk' } },
   }]);
 });
@@ -116,6 +116,22 @@ t.test('save_config round trip, with coalescing', async (t) => {
   const { d: d2 } = await startDaemon(t, { subsystems: saved });
   t.same(await d2.call('framework_get_config', { name: 'vhost_blk' }), saved[1].config);
   t.match(await d2.call('vhost_get_controllers'), [{ delay_base_us: 50, iops_threshold: 1000 }]);
+});
+
+t.test('client mode: reported, saved only when set, and re-created in client mode from the saved config', async (t) => {
+  const { d, dir } = await startDaemon(t, { subsystems: [{ subsystem: 'bdev', config: [malloc] }] });
+  t.equal(await d.call('vhost_create_blk_controller', { ...SPDK_PARAMS, client: true }), true);
+  t.throws(() => statSync(join(dir, 'vhost.0')), { code: 'ENOENT' }, 'no socket: the front end creates it');
+  t.match(await d.call('vhost_get_controllers'), [{ ctrlr: 'vhost.0', socket: join(dir, 'vhost.0'), client: true, sessions: [] }]);
+  const saved = [
+    { subsystem: 'bdev', config: await d.call('framework_get_config', { name: 'bdev' }) },
+    { subsystem: 'vhost_blk', config: await d.call('framework_get_config', { name: 'vhost_blk' }) },
+  ];
+  t.same(saved[1].config, [{ method: 'vhost_create_blk_controller', params: { ...SPDK_PARAMS, client: true } }]);
+  await d.stop();
+  const { d: d2 } = await startDaemon(t, { subsystems: saved });
+  t.match(await d2.call('vhost_get_controllers'), [{ client: true }]);
+  t.equal(await d2.call('vhost_delete_controller', { ctrlr: 'vhost.0' }), true);
 });
 
 t.test('hot-remove of the bdev keeps the controller listed', async (t) => {
