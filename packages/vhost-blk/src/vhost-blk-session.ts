@@ -377,6 +377,12 @@ export class VhostBlkSession implements BlkQueueContext {
     v.queue = null;
   }
 
+  /** The front end shrank a memory region's file under us (a SIGBUS was caught): drop it. */
+  private memoryLost(region: number): void {
+    this.host.log.warn({ ctrlr: this.host.name, session: this.name, region }, 'front end truncated its guest memory under the mapping (SIGBUS caught), closing the connection');
+    void this.close();
+  }
+
   private async setMemTable(m: VhostUserMessage): Promise<void> {
     const t = decodeMemoryTable(m.request, m.payload);
     if (m.fds.length !== t.regions.length) throw new Malformed(`${t.regions.length} regions but ${m.fds.length} fds`);
@@ -385,7 +391,7 @@ export class VhostBlkSession implements BlkQueueContext {
     try {
       t.regions.forEach((r, i) => {
         const size = toNumber(r.memorySize, 'memory_size');
-        const map = mmapFd(m.fds[i], size, toNumber(r.mmapOffset, 'mmap_offset'));
+        const map = mmapFd(m.fds[i], size, toNumber(r.mmapOffset, 'mmap_offset'), { onPoisoned: () => this.memoryLost(i) });
         maps.push(map);
         specs.push({ guestPhysAddr: toNumber(r.guestPhysAddr, 'guest_phys_addr'), size, userAddr: toNumber(r.userspaceAddr, 'userspace_addr'), bytes: new Uint8Array(map.buffer) });
       });

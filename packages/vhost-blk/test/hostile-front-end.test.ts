@@ -1,4 +1,5 @@
 import t from 'tap';
+import { ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { io } from '@blockwork/core';
 import { VirtioBlkDriver } from '@blockwork/bdev-virtio';
@@ -112,4 +113,23 @@ t.test('hostile control messages close only their connection', async (t) => {
   await t.rejects(drv.setMemTable({ memorySize: 1n << 40n }), 'a region larger than its fd is refused');
   t.ok(await check(0x51), 'the good front end still works');
   t.equal((await d.call('vhost_get_controllers') as Array<{ sessions: unknown[] }>)[0].sessions.length, 1, 'the hostile session is gone');
+});
+
+t.test('a front end that shrinks its memfd after SET_MEM_TABLE: no SIGBUS death, only its connection closes', async (t) => {
+  const { d, path, check } = await setup(t);
+  const drv = await hostileDriver(t, path);
+  const q = drv.rawQueue(0);
+  const s = q.scratch.addr;
+  q.writeHeader(s, 0, 0);
+  q.writeDesc(0, { addr: s, len: 16, flags: NEXT, next: 1 });
+  q.writeDesc(1, { addr: s + 512, len: 512, flags: WRITE, next: 0 });
+  q.pushAvail([0]);
+  // QEMU seals its memfd backend against this; a hostile or buggy front end need not.
+  ftruncateSync(drv.memFd, 0);
+  q.kick();
+  const sessions = async () => ((await d.call('vhost_get_controllers')) as Array<{ sessions: unknown[] }>)[0].sessions.length;
+  const deadline = Date.now() + 5000;
+  while ((await sessions()) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.equal(await sessions(), 1, 'the truncating session is closed');
+  t.ok(await check(0x61), 'the good front end still works');
 });

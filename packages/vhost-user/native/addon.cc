@@ -9,6 +9,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, vhu::Connect));
   exports.Set("connectNonBlocking", Napi::Function::New(env, vhu::ConnectNonBlocking));
   vhu::InitMemory(env, exports);
+  vhu::InitGuard(env, exports);
   return exports;
 }
 

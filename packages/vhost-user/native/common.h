@@ -50,6 +50,11 @@ Napi::Function DefineConnection(Napi::Env env);
 Napi::Function DefineListener(Napi::Env env);
 Napi::Function DefineEventFd(Napi::Env env);
 void InitMemory(Napi::Env env, Napi::Object exports);
+void InitGuard(Napi::Env env, Napi::Object exports);
+// SIGBUS guard over mappings of peers' fds (guard.cc): add after mmap, remove before munmap.
+bool GuardAdd(void* base, size_t len);
+void GuardRemove(void* base);
+bool GuardPoisoned(void* base);
 Napi::Value Connect(const Napi::CallbackInfo& info);
 Napi::Value ConnectNonBlocking(const Napi::CallbackInfo& info);
 

@@ -28,7 +28,10 @@ void Finalize(napi_env, void* data, void* hint) {
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = g_maps.find(data);
   if (it != g_maps.end() && it->second == m) g_maps.erase(it);
-  if (!m->unmapped) munmap(m->base, m->len);
+  if (!m->unmapped) {
+    GuardRemove(m->base);
+    munmap(m->base, m->len);
+  }
   delete m;
 }
 
@@ -47,6 +50,10 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   int prot = PROT_READ | (info[3].As<Napi::Boolean>().Value() ? PROT_WRITE : 0);
   void* base = mmap(nullptr, len, prot, MAP_SHARED, fd, static_cast<off_t>(start));
   if (base == MAP_FAILED) return ThrowSyscall(env, errno, "mmap");
+  if (!GuardAdd(base, len)) {
+    munmap(base, len);
+    return ThrowSyscall(env, ENOMEM, "mmap (SIGBUS guard table full)");
+  }
   auto* m = new Mapping{base, len};
   void* data = static_cast<uint8_t*>(base) + lead;
   {
@@ -58,6 +65,7 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   if (st != napi_ok) {
     std::lock_guard<std::mutex> lock(g_mu);
     g_maps.erase(data);
+    GuardRemove(base);
     munmap(base, len);
     delete m;
     return ThrowSyscall(env, ENOMEM, "napi_create_external_arraybuffer");
@@ -78,6 +86,7 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
     auto it = g_maps.find(data);
     if (it == g_maps.end()) return ThrowType(env, "munmap: not a mapping made by mmapFd");
     it->second->unmapped = true;
+    GuardRemove(it->second->base);
     munmap(it->second->base, it->second->len);
     g_maps.erase(it);
   }
@@ -86,6 +95,18 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
 }
 
 // memfdCreate(name, size) -> fd (MFD_CLOEXEC, sized with ftruncate).
+// mappingPoisoned(ab): whether a SIGBUS on this mapping replaced it with anonymous zero pages (the
+// peer truncated the file under it); false once unmapped.
+Napi::Value MappingPoisoned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) return ThrowType(env, "mappingPoisoned(buffer: ArrayBuffer)");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  if (ab.ByteLength() == 0) return Napi::Boolean::New(env, false);
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_maps.find(ab.Data());
+  return Napi::Boolean::New(env, it != g_maps.end() && GuardPoisoned(it->second->base));
+}
+
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) return ThrowType(env, "memfdCreate(name: string, size: number)");
@@ -154,6 +175,7 @@ Napi::Value LoadAcquire16(const Napi::CallbackInfo& info) {
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap));
   exports.Set("munmap", Napi::Function::New(env, Munmap));
+  exports.Set("mappingPoisoned", Napi::Function::New(env, MappingPoisoned));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("fdSize", Napi::Function::New(env, FdSize));

@@ -7,6 +7,11 @@ export interface MappedRegion {
   readonly buffer: ArrayBuffer;
   /** Bytes mapped. */
   readonly size: number;
+  /**
+   * True once the peer truncated the file under the mapping and a SIGBUS was caught: the mapping
+   * now holds private zero pages and the peer's data is gone, so its owner must drop the peer.
+   */
+  readonly poisoned: boolean;
   /** munmap now; every view of `buffer` becomes empty rather than dangling. Idempotent. */
   unmap(): void;
 }
@@ -15,13 +20,28 @@ function syscallError(what: string, e: unknown): Error {
   return vhostUserError('VHOST_USER_SYSCALL', `${what}: ${(e as Error).message}`, { errno: isSyscallError(e) ? e.errno : undefined, cause: e });
 }
 
+/** Mappings whose owner wants to hear about a caught SIGBUS. */
+const poisonListeners = new Map<ArrayBuffer, () => void>();
+let sigbusHooked = false;
+
+function checkPoisoned(): void {
+  const native = vhostUserNative();
+  for (const [buffer, cb] of [...poisonListeners]) {
+    if (!native.mappingPoisoned(buffer)) continue;
+    poisonListeners.delete(buffer);
+    cb();
+  }
+}
+
 /**
  * Maps `size` bytes of `fd` at `offset` (any alignment) with MAP_SHARED, read-write unless
  * `opts.writable` is false. Throws VHOST_USER_MMAP_RANGE when offset + size passes the fd's size:
- * touching a mapping past the end of a memfd raises SIGBUS, which would kill the process. The fd
- * may be closed after mapping; the mapping stays.
+ * touching a mapping past the end of a memfd raises SIGBUS. The size can still shrink later (an
+ * unsealed memfd, a file): every mapping is guarded, so such a SIGBUS turns the mapping into zero
+ * pages instead of killing the process, and `opts.onPoisoned` runs on the event loop soon after.
+ * The fd may be closed after mapping; the mapping stays.
  */
-export function mmapFd(fd: number, size: number, offset: number, opts: { writable?: boolean } = {}): MappedRegion {
+export function mmapFd(fd: number, size: number, offset: number, opts: { writable?: boolean; onPoisoned?: () => void } = {}): MappedRegion {
   if (!Number.isSafeInteger(size) || size <= 0 || !Number.isSafeInteger(offset) || offset < 0) {
     throw vhostUserError('VHOST_USER_MMAP_RANGE', `mmap of fd ${fd}: size ${size} and offset ${offset} must be integers, size > 0`);
   }
@@ -36,7 +56,24 @@ export function mmapFd(fd: number, size: number, offset: number, opts: { writabl
   } catch (e) {
     throw syscallError(`mmap of fd ${fd}`, e);
   }
-  return { buffer, size, unmap: () => native.munmap(buffer) };
+  if (opts.onPoisoned) {
+    if (!sigbusHooked) {
+      native.onSigbus(checkPoisoned);
+      sigbusHooked = true;
+    }
+    poisonListeners.set(buffer, opts.onPoisoned);
+  }
+  return {
+    buffer,
+    size,
+    get poisoned() {
+      return native.mappingPoisoned(buffer);
+    },
+    unmap: () => {
+      poisonListeners.delete(buffer);
+      native.munmap(buffer);
+    },
+  };
 }
 
 /** A new memfd (MFD_CLOEXEC) of `size` bytes, zero-filled; returns the fd (the caller closes it). */

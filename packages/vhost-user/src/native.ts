@@ -18,6 +18,10 @@ export interface VhostUserNative {
   connectNonBlocking(path: string): number;
   mmap(fd: number, size: number, offset: number, writable: boolean): ArrayBuffer;
   munmap(buffer: ArrayBuffer): void;
+  /** Whether a SIGBUS replaced this mapping with anonymous zero pages (guard.cc). */
+  mappingPoisoned(buffer: ArrayBuffer): boolean;
+  /** Registers the callback run on the event loop after a guarded mapping was poisoned. */
+  onSigbus(cb: () => void): void;
   memfdCreate(name: string, size: number): number;
   closeFd(fd: number): void;
   fdSize(fd: number): number;
