@@ -16,9 +16,13 @@ export const MAX_QUEUES = 64;
 
 const bit = (n: number): bigint => 1n << BigInt(n);
 
-/** Protocol features we offer: MQ, REPLY_ACK, CONFIG, STATUS and INFLIGHT_SHMFD (crash recovery, hot upgrade). */
+/**
+ * Protocol features we offer: MQ, REPLY_ACK, CONFIG, STATUS, INFLIGHT_SHMFD (crash recovery, hot
+ * upgrade) and LOG_SHMFD (the dirty log arrives as an fd with SET_LOG_BASE; QEMU blocks migration
+ * without it). Not LOG_FD-style requests: SET_LOG_FD stays unsupported, QEMU never sends it.
+ */
 export const OFFERED_PROTOCOL_FEATURES =
-  bit(VhostUserProtocolFeature.MQ) | bit(VhostUserProtocolFeature.REPLY_ACK) |
+  bit(VhostUserProtocolFeature.MQ) | bit(VhostUserProtocolFeature.REPLY_ACK) | bit(VhostUserProtocolFeature.LOG_SHMFD) |
   bit(VhostUserProtocolFeature.CONFIG) | bit(VhostUserProtocolFeature.STATUS) |
   bit(VhostUserProtocolFeature.INFLIGHT_SHMFD);
 
@@ -38,12 +42,12 @@ export function blkDeviceOf(bdev: Bdev, readonly: boolean): BlkDevice {
 
 /**
  * Virtio features offered for a device: VERSION_1, INDIRECT_DESC, EVENT_IDX, PROTOCOL_FEATURES,
- * BLK_SIZE, SEG_MAX, SIZE_MAX, TOPOLOGY, MQ; FLUSH / DISCARD / WRITE_ZEROES when the bdev supports
+ * LOG_ALL (live-migration dirty logging), BLK_SIZE, SEG_MAX, SIZE_MAX, TOPOLOGY, MQ; FLUSH / DISCARD / WRITE_ZEROES when the bdev supports
  * flush / unmap / write_zeroes (not on a read-only controller, except FLUSH); RO when read-only.
  */
 export function offeredFeatures(dev: BlkDevice): bigint {
   let f = bit(VirtioFeature.VERSION_1) | bit(VirtioFeature.RING_INDIRECT_DESC) | bit(VirtioFeature.RING_EVENT_IDX) |
-    bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) | bit(VirtioBlkFeature.BLK_SIZE) | bit(VirtioBlkFeature.SEG_MAX) |
+    bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) | bit(VirtioFeature.LOG_ALL) | bit(VirtioBlkFeature.BLK_SIZE) | bit(VirtioBlkFeature.SEG_MAX) |
     bit(VirtioBlkFeature.SIZE_MAX) | bit(VirtioBlkFeature.TOPOLOGY) | bit(VirtioBlkFeature.MQ);
   if (dev.flush) f |= bit(VirtioBlkFeature.FLUSH);
   if (dev.readonly) f |= bit(VirtioBlkFeature.RO);

@@ -1,5 +1,5 @@
 import { Errno, type IoCallback, type IoChannel } from '@blockwork/core';
-import { type GuestMemory, u64ToNumber } from './guest-memory';
+import { type DirtyMarker, type GuestMemory, u64ToNumber } from './guest-memory';
 import type { DescChain } from './virtqueue';
 
 /** virtio-blk request types (virtio 1.x §5.2.6). */
@@ -51,14 +51,31 @@ export class BlkRequest {
   /** Region bytes holding the status byte, and its offset there (null: no status byte). */
   statusBytes: Uint8Array | null = null;
   statusOffset = 0;
+  /** Guest physical address of the status byte, for the dirty log. */
+  statusGpa = 0;
+  /** The memory the request was parsed against (its `dirty` says whether to log our stores). */
+  mem: GuestMemory | null = null;
   /** Bytes written into the chain's device-writable buffers, reported in the used element. */
   usedLen = 0;
 
   constructor(readonly owner: unknown) {}
 
-  /** Writes the status byte (if the chain had one). */
+  /**
+   * Writes the status byte (if the chain had one). This is the last store into the request's
+   * buffers (a read's data landed before its completion), so with dirty logging on it also marks
+   * what the device wrote: the read's data buffers and the status byte. Before the used element.
+   */
   setStatus(status: number): void {
-    if (this.statusBytes !== null) this.statusBytes[this.statusOffset] = status;
+    if (this.statusBytes === null) return;
+    this.statusBytes[this.statusOffset] = status;
+    const d = this.mem?.dirty ?? null;
+    if (d !== null) this.logStores(d);
+  }
+
+  private logStores(d: DirtyMarker): void {
+    // A failed read may have filled part of its buffers: mark them all.
+    if (this.op === BlkOp.READ) markViews(d, this.mem!, this.iovs);
+    d.mark(this.statusGpa, 1);
   }
 }
 
@@ -82,8 +99,11 @@ export function parseBlkRequest(chain: DescChain, mem: GuestMemory, dev: BlkDevi
   const n = chain.count;
   const last = n - 1;
   if (n === 0 || chain.writable[last] === 0) return PARSE_NO_STATUS;
-  req.statusBytes = mem.regions[chain.region[last]].bytes;
+  const sr = mem.regions[chain.region[last]];
+  req.mem = mem;
+  req.statusBytes = sr.bytes;
   req.statusOffset = chain.offset[last] + chain.len[last] - 1;
+  req.statusGpa = sr.guestPhysAddr + req.statusOffset;
   req.usedLen = 1;
   // Header: copy 16 readable bytes into the scratch buffer.
   let i = 0;
@@ -169,6 +189,7 @@ function getId(chain: DescChain, mem: GuestMemory, dev: BlkDevice, req: BlkReque
     written += k;
     if (written >= BLK_ID_BYTES) break;
   }
+  if (mem.dirty !== null) markViews(mem.dirty, mem, req.iovs, written);
   req.iovs.length = 0;
   req.usedLen = written + 1;
   return BlkStatus.OK;
@@ -200,6 +221,17 @@ function parseSegment(chain: DescChain, mem: GuestMemory, dev: BlkDevice, req: B
   req.offsetBlocks = offsetBlocks;
   req.numBlocks = numBlocks;
   return PARSE_SUBMIT;
+}
+
+/** Marks the guest pages of `views` (data buffers in guest memory), at most `limit` bytes in all. */
+function markViews(d: DirtyMarker, mem: GuestMemory, views: readonly Uint8Array[], limit = Infinity): void {
+  for (const v of views) {
+    if (limit <= 0) return;
+    const len = Math.min(v.length, limit);
+    const gpa = mem.gpaOfView(v);
+    if (gpa >= 0) d.mark(gpa, len);
+    limit -= len;
+  }
 }
 
 /** Submits a parsed request to the bdev; `cb(status, req)` runs exactly once (never synchronously). */

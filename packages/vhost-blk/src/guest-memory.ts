@@ -13,6 +13,12 @@ export interface MemoryRegionSpec {
   bytes: Uint8Array;
 }
 
+/** Where the device records the guest pages it writes during live migration (the session's DirtyLog). */
+export interface DirtyMarker {
+  /** Marks the 4 KiB pages of guest physical [gpa, gpa + len); call after the stores. */
+  mark(gpa: number, len: number): void;
+}
+
 /** A validated region: the spec plus a DataView over its bytes for ring and header reads. */
 export interface MemoryRegion extends MemoryRegionSpec {
   readonly view: DataView;
@@ -30,6 +36,11 @@ export class GuestMemory {
   readonly regions: readonly MemoryRegion[];
   /** Offset inside the region found by the last successful `findGpa`/`findUva`. */
   offset = 0;
+  /**
+   * Non-null only while live-migration dirty logging is on (LOG_ALL negotiated, log mapped): every
+   * store the device makes into guest memory is then marked here. Set by the session.
+   */
+  dirty: DirtyMarker | null = null;
   private lastHit = 0;
 
   private constructor(regions: MemoryRegion[]) {
@@ -84,6 +95,20 @@ export class GuestMemory {
       if (uva >= r.userAddr && len <= r.size && uva - r.userAddr <= r.size - len) {
         this.offset = uva - r.userAddr;
         return i;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * Guest physical address of the first byte of `v`, a view of one region's bytes (a data buffer
+   * handed to the bdev), or -1. Only the dirty-log path asks, so it may loop over the regions.
+   */
+  gpaOfView(v: Uint8Array): number {
+    for (const r of this.regions) {
+      const b = r.bytes;
+      if (v.buffer === b.buffer && v.byteOffset >= b.byteOffset && v.byteOffset + v.byteLength <= b.byteOffset + b.byteLength) {
+        return r.guestPhysAddr + (v.byteOffset - b.byteOffset);
       }
     }
     return -1;

@@ -2,11 +2,12 @@ import type { IoChannel, Logger } from '@blockwork/core';
 import {
   closeFd, decodeConfig, decodeMemoryTable, decodeU64, decodeVringAddr, decodeVringFd, decodeVringState, encodeConfig, encodeU64,
   encodeVringState, EventFd, type MappedRegion, mmapFd, requestName, ringOrder, type VhostUserConnection, type VhostUserMessage,
-  VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R, VirtioFeature,
+  VHOST_VRING_F_LOG, VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R, VirtioFeature,
 } from '@blockwork/vhost-user';
 import { MAX_QUEUES, OFFERED_PROTOCOL_FEATURES } from './blk-config';
 import { BlkQueue, type BlkQueueContext } from './blk-queue';
 import type { BlkDevice } from './blk-request';
+import { DirtyLog } from './dirty-log';
 import { GuestMemory, type MemoryRegionSpec } from './guest-memory';
 import type { InflightQueue } from './inflight-region';
 import { type FdReply, SessionInflight } from './session-inflight';
@@ -30,7 +31,8 @@ export interface SessionHost {
 interface Vring {
   num: number;
   base: number;
-  addr: { desc: number; avail: number; used: number } | null;
+  /** `log`: guest physical address of the used ring for the dirty log, -1 without VHOST_VRING_F_LOG. */
+  addr: { desc: number; avail: number; used: number; log: number } | null;
   kick: EventFd | null;
   call: EventFd | null;
   err: EventFd | null;
@@ -46,6 +48,8 @@ const EVENT_IDX = 1n << BigInt(VirtioFeature.RING_EVENT_IDX);
 const PROTOCOL_FEATURES = 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
 const REPLY_ACK = 1n << BigInt(VhostUserProtocolFeature.REPLY_ACK);
 const INFLIGHT_SHMFD = 1n << BigInt(VhostUserProtocolFeature.INFLIGHT_SHMFD);
+const LOG_SHMFD = 1n << BigInt(VhostUserProtocolFeature.LOG_SHMFD);
+const LOG_ALL = 1n << BigInt(VirtioFeature.LOG_ALL);
 
 /** A message that breaks the protocol: the connection is closed (this session only). */
 class Malformed extends Error {}
@@ -70,6 +74,10 @@ export class VhostBlkSession implements BlkQueueContext {
   private mem: GuestMemory | null = null;
   private mappings: MappedRegion[] = [];
   private readonly inflightState = new SessionInflight();
+  // QEMU sizes the log to cover all guest memory it migrates, so a page past it is outside what
+  // it tracks for us: skipping that bit (and saying so once) beats stopping the guest's disk.
+  private readonly dirtyLog = new DirtyLog((gpa, len, bytes) =>
+    this.warnOnce('log-overflow', `dirty log of ${bytes} bytes does not cover guest physical 0x${gpa.toString(16)}+${len}: those pages are not logged`));
   private readonly vrings: Vring[] = [];
   private pending: Promise<void> = Promise.resolve();
   private closed = false;
@@ -198,6 +206,8 @@ export class VhostBlkSession implements BlkQueueContext {
         const f = decodeU64(m.request, p);
         if ((f & ~this.host.features()) !== 0n) throw new Malformed(`features 0x${f.toString(16)} were not offered`);
         this.features = f;
+        // QEMU toggles LOG_ALL here at migration start and end, queues running.
+        this.applyDirtyLog();
         return undefined;
       }
       case R.GET_PROTOCOL_FEATURES:
@@ -229,8 +239,11 @@ export class VhostBlkSession implements BlkQueueContext {
       case R.SET_VRING_ADDR: {
         const a = decodeVringAddr(m.request, p);
         const v = this.vring(a.index);
-        v.addr = { desc: toNumber(a.desc, 'desc address'), avail: toNumber(a.avail, 'avail address'), used: toNumber(a.used, 'used address') };
+        const log = (a.flags & VHOST_VRING_F_LOG) !== 0 ? toNumber(a.log, 'log address') : -1;
+        v.addr = { desc: toNumber(a.desc, 'desc address'), avail: toNumber(a.avail, 'avail address'), used: toNumber(a.used, 'used address'), log };
         if (this.mem !== null && v.num > 0) this.locate(a.index, v); // checked now; located again at start
+        // At migration start QEMU resends the addresses of running queues with the LOG flag.
+        if (v.queue !== null) v.queue.vq.logUsed = log;
         return undefined;
       }
       case R.GET_VRING_BASE: {
@@ -268,6 +281,13 @@ export class VhostBlkSession implements BlkQueueContext {
         return undefined;
       case R.GET_STATUS:
         return encodeU64(this.status);
+      case R.SET_LOG_BASE:
+        if ((this.protocolFeatures & LOG_SHMFD) === 0n) throw new Malformed('SET_LOG_BASE without LOG_SHMFD negotiated');
+        this.dirtyLog.set(m.request, p, m.fds);
+        this.applyDirtyLog();
+        // QEMU 7.2 (vhost_user_set_log_base) waits for a reply with this request code whenever
+        // LOG_SHMFD is negotiated and reads whatever payload comes; DPDK sends none, nor do we.
+        return new Uint8Array(0);
       case R.GET_INFLIGHT_FD:
         // QEMU keeps the region across our restarts and hands it back with SET_INFLIGHT_FD.
         return SessionInflight.allocate(m.request, m.payload, this.name);
@@ -279,6 +299,11 @@ export class VhostBlkSession implements BlkQueueContext {
         this.warnOnce(`req${m.request}`, `unsupported vhost-user request ${requestName(m.request)} ignored`);
         return (m.flags & VhostUserFlags.NEED_REPLY) !== 0 ? encodeU64(1) : undefined;
     }
+  }
+
+  /** Hands the dirty log to the data path while LOG_ALL is negotiated and a log is mapped. */
+  private applyDirtyLog(): void {
+    if (this.mem !== null) this.mem.dirty = (this.features & LOG_ALL) !== 0n && this.dirtyLog.mapped ? this.dirtyLog : null;
   }
 
   private warnOnce(key: string, text: string): void {
@@ -403,6 +428,7 @@ export class VhostBlkSession implements BlkQueueContext {
       this.unmapAll();
       this.mem = mem;
       this.mappings = maps;
+      this.applyDirtyLog();
       for (const i of running) this.tryStart(i);
     } catch (e) {
       for (const map of maps) if (!this.mappings.includes(map)) map.unmap();
@@ -430,6 +456,7 @@ export class VhostBlkSession implements BlkQueueContext {
     }
     this.unmapAll();
     this.inflightState.release();
+    this.dirtyLog.release();
     this.features = 0n;
     this.status = 0;
   }

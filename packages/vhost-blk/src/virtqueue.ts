@@ -1,4 +1,4 @@
-import { type GuestMemory, u64ToNumber } from './guest-memory';
+import { type DirtyMarker, type GuestMemory, u64ToNumber } from './guest-memory';
 
 /** Descriptor flags (virtio 1.x §2.7.5). */
 export const VIRTQ_DESC_F_NEXT = 1;
@@ -62,6 +62,11 @@ export interface VringAddrs {
   desc: number;
   avail: number;
   used: number;
+  /**
+   * Guest physical address of the used ring for the dirty log (log_guest_addr of SET_VRING_ADDR
+   * with VHOST_VRING_F_LOG), or -1 / absent: the used ring is then not logged.
+   */
+  log?: number;
 }
 
 /**
@@ -104,6 +109,11 @@ export class SplitVirtqueue {
   usedIdx: number;
   /** used->idx as last published, for the event-idx "need signal" check. */
   private publishedUsed: number;
+  /**
+   * Guest physical address of the used ring for dirty logging, -1 for none. QEMU sets it with a
+   * SET_VRING_ADDR while the queue runs (migration start), so the session updates it in place.
+   */
+  logUsed: number;
 
   private constructor(
     readonly size: number,
@@ -120,6 +130,7 @@ export class SplitVirtqueue {
     this.lastAvailIdx = base & 0xffff;
     this.usedIdx = base & 0xffff;
     this.publishedUsed = base & 0xffff;
+    this.logUsed = -1;
   }
 
   /**
@@ -140,7 +151,9 @@ export class SplitVirtqueue {
     if (a.byteOffset % 2 !== 0 || u.byteOffset % 4 !== 0) return 'vring mapping is misaligned';
     const a16 = new Uint16Array(a.buffer, a.byteOffset, a.byteLength >>> 1);
     const u16 = new Uint16Array(u.buffer, u.byteOffset, u.byteLength >>> 1);
-    return new SplitVirtqueue(size, mem, d, a, a16, u, u16, eventIdx, base, order);
+    const q = new SplitVirtqueue(size, mem, d, a, a16, u, u16, eventIdx, base, order);
+    q.logUsed = addrs.log ?? -1;
+    return q;
   }
 
   /** avail->idx, read once per batch (acquire side: entries are read after it). */
@@ -217,6 +230,13 @@ export class SplitVirtqueue {
     this.used.setUint32(off, id, true);
     this.used.setUint32(off + 4, len, true);
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
+    const d = this.mem.dirty;
+    if (d !== null) this.logUsedRing(d, off, 8);
+  }
+
+  /** Marks [off, off + len) of the used ring, if the front end gave its guest physical address. */
+  private logUsedRing(d: DirtyMarker, off: number, len: number): void {
+    if (this.logUsed >= 0) d.mark(this.logUsed + off, len);
   }
 
   /**
@@ -226,6 +246,8 @@ export class SplitVirtqueue {
    */
   publishIdx(): void {
     this.order.storeFence16(this.used16, 1, this.usedIdx);
+    const d = this.mem.dirty;
+    if (d !== null) this.logUsedRing(d, 2, 2);
   }
 
   /** used->idx as it is in guest memory now. */
@@ -260,6 +282,9 @@ export class SplitVirtqueue {
     if (old === now) return false;
     this.order.storeFence16(this.used16, 1, now);
     this.publishedUsed = now;
+    // After the store, never before: QEMU may harvest the bit and copy the page in between.
+    const d = this.mem.dirty;
+    if (d !== null) this.logUsedRing(d, 2, 2);
     if (this.eventIdx) {
       const usedEvent = this.avail.getUint16(4 + 2 * this.size, true);
       return ((now - usedEvent - 1) & 0xffff) < ((now - old) & 0xffff);
@@ -272,7 +297,10 @@ export class SplitVirtqueue {
    * re-reads avail->idx (the fenced store makes this race-free).
    */
   armAvailEvent(): void {
-    if (this.eventIdx) this.order.storeFence16(this.used16, 2 + 4 * this.size, this.lastAvailIdx);
+    if (!this.eventIdx) return;
+    this.order.storeFence16(this.used16, 2 + 4 * this.size, this.lastAvailIdx);
+    const d = this.mem.dirty;
+    if (d !== null) this.logUsedRing(d, 4 + 8 * this.size, 2);
   }
 }
 

@@ -17,7 +17,7 @@ t.test('features follow the bdev and the read-only flag', async (t) => {
   const ro = offeredFeatures(dev({ readonly: true }));
   t.ok(has(ro, VirtioBlkFeature.RO));
   t.notOk(has(ro, VirtioBlkFeature.DISCARD) || has(ro, VirtioBlkFeature.WRITE_ZEROES), 'no discard on a read-only controller');
-  t.equal(OFFERED_PROTOCOL_FEATURES, 0x11209n, 'MQ, REPLY_ACK, CONFIG, INFLIGHT_SHMFD, STATUS');
+  t.equal(OFFERED_PROTOCOL_FEATURES, 0x1120bn, 'MQ, LOG_SHMFD, REPLY_ACK, CONFIG, INFLIGHT_SHMFD, STATUS');
 });
 
 t.test('config image: capacity in 512-byte sectors, limits, 256 bytes', async (t) => {

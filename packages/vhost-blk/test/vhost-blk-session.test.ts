@@ -50,7 +50,7 @@ t.test('features, protocol features, queue num and config', async (t) => {
     VirtioBlkFeature.BLK_SIZE, VirtioBlkFeature.SEG_MAX, VirtioBlkFeature.SIZE_MAX, VirtioBlkFeature.TOPOLOGY, VirtioBlkFeature.MQ,
     VirtioBlkFeature.FLUSH, VirtioBlkFeature.DISCARD, VirtioBlkFeature.WRITE_ZEROES]) t.ok(feats & (1n << BigInt(b)), `feature bit ${b}`);
   t.notOk(feats & (1n << BigInt(VirtioBlkFeature.RO)), 'not read-only');
-  t.equal(decodeU64(R.GET_PROTOCOL_FEATURES, (await f.ask(R.GET_PROTOCOL_FEATURES)).payload), 0x11209n, 'MQ REPLY_ACK CONFIG INFLIGHT_SHMFD STATUS');
+  t.equal(decodeU64(R.GET_PROTOCOL_FEATURES, (await f.ask(R.GET_PROTOCOL_FEATURES)).payload), 0x1120bn, 'MQ LOG_SHMFD REPLY_ACK CONFIG INFLIGHT_SHMFD STATUS');
   t.equal(decodeU64(R.GET_QUEUE_NUM, (await f.ask(R.GET_QUEUE_NUM)).payload), 64n);
   for (const size of [60, 256, 8]) {
     const r = decodeConfig(R.GET_CONFIG, (await f.ask(R.GET_CONFIG, encodeConfig({ offset: 0, size }))).payload);

@@ -172,6 +172,9 @@ Napi::Value LoadAcquire16(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// dirty-log.cc: marks in a shared mapping, registered with the other memory helpers.
+void InitDirtyLog(Napi::Env env, Napi::Object exports);
+
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap));
   exports.Set("munmap", Napi::Function::New(env, Munmap));
@@ -182,6 +185,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("storeRelease16", Napi::Function::New(env, StoreRelease16));
   exports.Set("storeFence16", Napi::Function::New(env, StoreFence16));
   exports.Set("loadAcquire16", Napi::Function::New(env, LoadAcquire16));
+  InitDirtyLog(env, exports);
 }
 
 }  // namespace vhu

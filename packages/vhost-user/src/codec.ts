@@ -13,6 +13,8 @@ export interface MemoryTable { regions: MemoryRegion[] }
 export interface ConfigPayload { offset: number; size: number; flags: number; payload: Buffer }
 export interface InflightPayload { mmapSize: bigint; mmapOffset: bigint; numQueues: number; queueSize: number }
 export interface VringFdPayload { index: number; noFd: boolean }
+/** SET_LOG_BASE payload (VhostUserLog): the log's size and offset in the fd sent with it. */
+export interface LogPayload { mmapSize: bigint; mmapOffset: bigint }
 
 const MEM_REGION_SIZE = 32;
 /** Inflight struct with its trailing padding, as QEMU sends it (sizeof = 24; 20 meaningful). */
@@ -149,4 +151,16 @@ export function decodeInflight(request: number, p: Uint8Array): InflightPayload 
   if (p.length !== 20 && p.length !== INFLIGHT_SIZE) bad(request, `payload is ${p.length} bytes, expected 24 (or 20)`);
   const b = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
   return { mmapSize: b.readBigUInt64LE(0), mmapOffset: b.readBigUInt64LE(8), numQueues: b.readUInt16LE(16), queueSize: b.readUInt16LE(18) };
+}
+
+export function encodeLog(l: LogPayload): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(l.mmapSize, 0);
+  b.writeBigUInt64LE(l.mmapOffset, 8);
+  return b;
+}
+
+export function decodeLog(request: number, p: Uint8Array): LogPayload {
+  const b = expectSize(request, p, 16);
+  return { mmapSize: b.readBigUInt64LE(0), mmapOffset: b.readBigUInt64LE(8) };
 }

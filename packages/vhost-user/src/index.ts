@@ -17,6 +17,7 @@ export { VhostUserConnection, VhostUserListener, type VhostUserMessage } from '.
 export { DEFAULT_CONNECT_RETRY_MS, VhostUserConnector, type VhostUserConnectorEvents } from './connector';
 export { EventFd } from './eventfd';
 export { mmapFd, memfdCreate, closeFd, fdSize, ringOrder, type MappedRegion } from './memory';
+export { LOG_PAGE_SIZE, markDirtyPages } from './dirty-log';
 export * from './protocol';
 export * from './codec';
 export * from './virtio-blk-config';

@@ -28,6 +28,8 @@ export interface VhostUserNative {
   storeRelease16(view: Uint16Array, index: number, value: number): void;
   storeFence16(view: Uint16Array, index: number, value: number): void;
   loadAcquire16(view: Uint16Array, index: number): number;
+  /** Atomically sets the dirty-log bits of the 4 KiB pages of [gpa, gpa+len); returns pages past the log (skipped). */
+  dirtyLogMark(log: ArrayBuffer, gpa: number, len: number): number;
 }
 
 export interface NativeConnection {
