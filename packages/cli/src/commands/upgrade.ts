@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RpcClient } from '@blockwork/core';
 import type { Command } from '../command';
@@ -54,10 +54,20 @@ async function callOnce(sock: string, method: string, params?: unknown): Promise
   }
 }
 
+/**
+ * Whether `pid` still runs. A zombie counts as gone: the old daemon was started detached by an
+ * earlier `upgrade`, so once it exits it waits for init to reap it, which may take seconds
+ * (container inits reap on a timer) and would otherwise be counted as drain time.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -114,6 +124,14 @@ export async function runUpgrade(a: UpgradeArgs): Promise<UpgradeReport> {
   const started = Date.now() - t0;
   const tStop = Date.now();
   process.kill(h.pid, 'SIGTERM');
+  // Watched from the SIGTERM on, not after the old daemon's exit: with client-mode controllers the
+  // new daemon's sessions start as soon as the old ones are closed, while the old process is
+  // still shutting down.
+  const want = Object.entries(sessions).filter(([, n]) => n > 0);
+  const paused = want.length === 0 ? Promise.resolve(null) : until('vhost sessions on the new daemon', 30_000, 5, async () => {
+    const now = await startedSessions(sock);
+    return want.every(([c, n]) => (now[c] ?? 0) >= n) ? Date.now() - tStop : undefined;
+  }).catch(() => null);
   let killed = false;
   await until('the old daemon to drain and exit', a['drain-timeout-ms'], 5, async () => (alive(h.pid) ? undefined : true)).catch(async () => {
     // Still draining: I/O stuck in a device. Every head is marked in the inflight region, so the
@@ -123,14 +141,7 @@ export async function runUpgrade(a: UpgradeArgs): Promise<UpgradeReport> {
     await until('the old daemon to die', 5000, 5, async () => (alive(h.pid) ? undefined : true));
   });
   const drain = Date.now() - tStop;
-  let pause: number | null = null;
-  const want = Object.entries(sessions).filter(([, n]) => n > 0);
-  if (want.length > 0) {
-    pause = await until('vhost sessions on the new daemon', 30_000, 5, async () => {
-      const now = await startedSessions(sock);
-      return want.every(([c, n]) => (now[c] ?? 0) >= n) ? Date.now() - tStop : undefined;
-    }).catch(() => null);
-  }
+  const pause = await paused;
   return {
     old_pid: h.pid, new_pid: child.pid ?? -1, old_version: oldVersion, new_version: newVersion, state_file: h.state_file,
     start_ms: started, drain_ms: drain, pause_ms: pause, sessions, killed,
