@@ -269,7 +269,7 @@ async function run(t: Test, mode: 'client' | 'server', cycles: number): Promise<
   t.ok(reports.every((r) => r.pause_ms !== null), 'every upgrade saw the session come back');
   report(t, `${mode} mode, kill+restart`, out, 'kill', killSeen, log, kills);
   const stalls = report(t, `${mode} mode, upgrade`, out, 'upgrade', upgradeSeen, log, upgrades);
-  t.comment(`${mode} mode, upgrade: pause_ms as \`blockwork upgrade\` reports it ${stats(reports.map((r) => r.pause_ms ?? -1))}`);
+  t.comment(`${mode} mode, upgrade: \`blockwork upgrade\` reports pause_ms ${stats(reports.map((r) => r.pause_ms ?? -1))}; drain_ms (old daemon exited) ${stats(reports.map((r) => r.drain_ms))}`);
   t.comment(`sessions that resubmitted in-flight requests after a restart: ${(log.match(/recovered in-flight requests/g) ?? []).length}`);
   if (client) {
     const sorted = [...stalls].sort((a, b) => a - b);
