@@ -14,6 +14,34 @@ export interface BlkQueueContext {
   readonly channel: IoChannel | null;
   /** A hostile or broken driver was seen on this queue; `fatal` means the queue stopped. Log once. */
   onGuestError(queue: number, reason: string, fatal: boolean): void;
+  /** The controller's interrupt coalescing (vhost_controller_set_coalescing); absent: none. */
+  readonly coalescing?: Coalescing;
+}
+
+/** SPDK's coalescing parameters: above `iopsThreshold` completions/s, call signals are spaced out. */
+export interface Coalescing {
+  delayBaseUs: number;
+  iopsThreshold: number;
+}
+
+/** SPDK's stats interval: the completion rate, and so the delay, is re-evaluated every 10 ms. */
+const STATS_INTERVAL_MS = 10;
+/**
+ * SPDK's rule grows without bound with the rate (delay_base 10 µs at 100× the threshold is 1 ms,
+ * at 10,000× it is 100 ms); a guest waiting that long for an interrupt looks hung, so the delay
+ * stops at 50 ms whatever the parameters.
+ */
+export const MAX_IRQ_DELAY_MS = 50;
+
+/**
+ * SPDK's rule: the delay grows with the excess over the threshold, delay_base × (rate − threshold)
+ * / threshold, and is 0 at or below it. In milliseconds.
+ */
+export function coalescingDelayMs(c: Coalescing | undefined, completed: number, intervalMs: number): number {
+  if (c === undefined || c.delayBaseUs <= 0 || c.iopsThreshold <= 0) return 0;
+  const threshold = (c.iopsThreshold * intervalMs) / 1000;
+  if (completed <= threshold) return 0;
+  return Math.min(MAX_IRQ_DELAY_MS, (c.delayBaseUs / 1000) * ((completed - threshold) / threshold));
 }
 
 /**
@@ -56,6 +84,18 @@ export class BlkQueue {
   private readonly flushFn = (): void => this.flush();
   private readonly ifq: InflightQueue | null;
   private readonly probe: ((step: InflightStep, head: number) => void) | undefined;
+  /** Coalescing state: completions in the current stats window, its start, the current delay. */
+  private windowCompleted = 0;
+  private windowStart = performance.now();
+  private irqDelayMs = 0;
+  private nextSignalAt = 0;
+  /** The driver asked for a notification that the coalescing delay holds back. */
+  private signalPending = false;
+  private signalTimer: NodeJS.Timeout | null = null;
+  private readonly signalTimerFn = (): void => {
+    this.signalTimer = null;
+    this.flush();
+  };
 
   /**
    * @param notify signals the call eventfd (synchronous, cheap); called at most once per batch.
@@ -182,6 +222,7 @@ export class BlkQueue {
   private finish(head: number, len: number): void {
     const vq = this.vq;
     vq.pushUsed(head, len);
+    this.windowCompleted++;
     const ifq = this.ifq;
     if (ifq !== null) {
       const probe = this.probe;
@@ -210,11 +251,37 @@ export class BlkQueue {
     setImmediate(this.flushFn);
   }
 
-  /** Publishes used->idx for everything completed so far and signals once if the driver wants it. */
+  /**
+   * Publishes used->idx for everything completed so far and signals once if the driver wants it.
+   * Under coalescing (rate above the threshold) a signal comes at most once per delay: the used
+   * ring is still published at once (a polling driver sees it), only the interrupt waits, for the
+   * next completion batch past the deadline or a timer, whichever is first.
+   */
   flush(): void {
     this.flushScheduled = false;
     if (this.detached) return;
-    if (this.vq.publishUsed()) this.notify();
+    if (this.vq.publishUsed()) this.signalPending = true;
+    if (!this.signalPending) return;
+    if (this.ctx.coalescing !== undefined) {
+      const now = performance.now();
+      if (now - this.windowStart >= STATS_INTERVAL_MS) {
+        this.irqDelayMs = coalescingDelayMs(this.ctx.coalescing, this.windowCompleted, now - this.windowStart);
+        // Back under the threshold: what an old burst's delay still holds back goes now.
+        if (this.irqDelayMs === 0) this.nextSignalAt = 0;
+        this.windowCompleted = 0;
+        this.windowStart = now;
+      }
+      if (this.irqDelayMs > 0) {
+        if (now < this.nextSignalAt) {
+          // Timers have 1 ms granularity: at coalescing rates the next batch normally comes first.
+          if (this.signalTimer === null) this.signalTimer = setTimeout(this.signalTimerFn, Math.max(1, Math.ceil(this.nextSignalAt - now)));
+          return;
+        }
+        this.nextSignalAt = now + this.irqDelayMs;
+      }
+    }
+    this.signalPending = false;
+    this.notify();
   }
 
   /** Signals the call eventfd now, whatever the driver's suppression flags say. */
@@ -236,6 +303,13 @@ export class BlkQueue {
     this.stopped = true;
     if (this.inflight > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     this.flush();
+    // Whatever coalescing held back goes now: the queue is handed back (or the back end leaves).
+    if (this.signalPending) {
+      this.signalPending = false;
+      this.notify();
+    }
+    if (this.signalTimer !== null) clearTimeout(this.signalTimer);
+    this.signalTimer = null;
     this.detached = true;
   }
 }

@@ -69,7 +69,7 @@ export function vhostBlkRpcMethods(s: VhostBlkSubsystem): RpcMethod[] {
   };
   const coalescing: RpcMethod<SetCoalescingParams> = {
     name: 'vhost_controller_set_coalescing',
-    description: 'Set a controller\'s interrupt coalescing parameters (stored and reported; see docs/vhost-blk.md); returns true.',
+    description: 'Set a controller\'s interrupt coalescing (SPDK\'s rule, applied to every queue; see docs/vhost-blk.md); returns true.',
     params: {
       properties: {
         ctrlr: { type: 'string', minLength: 1, description: 'Controller name.' },

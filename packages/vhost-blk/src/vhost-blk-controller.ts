@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type BdevDesc, type BdevLayer, Errno, type IoChannel, isBlockworkError, type Logger } from '@blockwork/core';
 import { type VhostUserConnection, VhostUserConnector, VhostUserListener } from '@blockwork/vhost-user';
 import { blkConfigImage, blkDeviceOf, offeredFeatures } from './blk-config';
+import type { Coalescing } from './blk-queue';
 import type { BlkDevice } from './blk-request';
 import { vhostBlkError } from './errors';
 import { type SessionHost, VhostBlkSession } from './vhost-blk-session';
@@ -40,8 +41,24 @@ export const CLIENT_RETRY_MS = 10;
  */
 export class VhostBlkController implements SessionHost {
   readonly sessions = new Set<VhostBlkSession>();
-  delayBaseUs = DEFAULT_DELAY_BASE_US;
-  iopsThreshold = DEFAULT_IOPS_THRESHOLD;
+  /** Applied by every queue of every session (blk-queue.ts), read at each completion batch. */
+  readonly coalescing: Coalescing = { delayBaseUs: DEFAULT_DELAY_BASE_US, iopsThreshold: DEFAULT_IOPS_THRESHOLD };
+
+  get delayBaseUs(): number {
+    return this.coalescing.delayBaseUs;
+  }
+
+  set delayBaseUs(v: number) {
+    this.coalescing.delayBaseUs = v;
+  }
+
+  get iopsThreshold(): number {
+    return this.coalescing.iopsThreshold;
+  }
+
+  set iopsThreshold(v: number) {
+    this.coalescing.iopsThreshold = v;
+  }
   dev: BlkDevice;
   channel: IoChannel | null;
   private listener: VhostUserListener | null = null;

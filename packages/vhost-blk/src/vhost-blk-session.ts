@@ -5,7 +5,7 @@ import {
   VHOST_VRING_F_LOG, VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R, VirtioFeature,
 } from '@blockwork/vhost-user';
 import { MAX_QUEUES, OFFERED_PROTOCOL_FEATURES } from './blk-config';
-import { BlkQueue, type BlkQueueContext } from './blk-queue';
+import { BlkQueue, type BlkQueueContext, type Coalescing } from './blk-queue';
 import type { BlkDevice } from './blk-request';
 import { DirtyLog } from './dirty-log';
 import { GuestMemory, type MemoryRegionSpec } from './guest-memory';
@@ -20,6 +20,8 @@ export interface SessionHost {
   /** Current device (null after hot-remove) and channel (null after hot-remove). */
   readonly dev: BlkDevice;
   readonly channel: IoChannel | null;
+  /** vhost_controller_set_coalescing's values, shared by reference with every queue. */
+  readonly coalescing: Coalescing;
   /** Virtio features offered to this front end. */
   features(): bigint;
   /** The 256-byte virtio_blk_config image. */
@@ -115,6 +117,12 @@ export class VhostBlkSession implements BlkQueueContext {
 
   get channel(): IoChannel | null {
     return this.host.channel;
+  }
+
+  /** BlkQueueContext: undefined when delay_base_us is 0, so the data path skips coalescing entirely. */
+  get coalescing(): Coalescing | undefined {
+    const c = this.host.coalescing;
+    return c.delayBaseUs > 0 ? c : undefined;
   }
 
   /** Whether any queue is running. */
