@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common.h"
+#include "spin.h"
 
 namespace blockwork_aio {
 namespace {
@@ -42,6 +43,8 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
       InstanceMethod<&AioContext::Destroy>("destroy"),
       InstanceAccessor<&AioContext::Inflight>("inflight"),
       InstanceAccessor<&AioContext::UsesRing>("usesRing"),
+      InstanceMethod<&AioContext::SetSpin>("setSpin"),
+      InstanceAccessor<&AioContext::SpinStats>("spinStats"),
     });
   }
 
@@ -104,6 +107,10 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     uv_poll_start(poll_, UV_READABLE, OnPoll);
     // Idle contexts must not keep the process alive; Submit refs the handle while I/O is in flight.
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    idle_ = new uv_idle_t;
+    uv_idle_init(loop, idle_);
+    idle_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
     open_ = true;
   }
 
@@ -162,6 +169,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     if (rc > 0) {
       if (inflight_ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
       inflight_ += static_cast<uint32_t>(rc);
+      UpdateSpin();
     }
     return Napi::Number::New(env, static_cast<double>(rc));
   }
@@ -219,15 +227,82 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
   }
 
   static void OnPoll(uv_poll_t* handle, int status, int events) {
-    static_cast<AioContext*>(handle->data)->Drain();
-  }
-
-  void Drain() {
-    if (!open_) return;
+    auto* self = static_cast<AioContext*>(handle->data);
+    if (!self->open_) return;
     uint64_t count;
     // Clear the eventfd before reaping: a completion landing after the reap signals again.
-    ssize_t unused = read(efd_, &count, sizeof count);
+    ssize_t unused = read(self->efd_, &count, sizeof count);
     (void)unused;
+    self->Drain();
+    if (self->open_) self->UpdateSpin();
+  }
+
+  // setSpin(us, maxInflight): busy-wait up to `us` for a completion while 1..maxInflight are in flight.
+  Napi::Value SetSpin(const Napi::CallbackInfo& info) {
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      ThrowType(info.Env(), "setSpin(us: number, maxInflight: number)");
+      return info.Env().Undefined();
+    }
+    double us = info[0].As<Napi::Number>().DoubleValue();
+    // Spinning needs the user-space ring; io_getevents would be a syscall per probe.
+    spin_.Configure(useRing_ && us > 0 ? static_cast<uint64_t>(us * 1000) : 0, info[1].As<Napi::Number>().Uint32Value());
+    if (open_) UpdateSpin();
+    return info.Env().Undefined();
+  }
+
+  bool RingPending() const {
+    const AioRing* ring = reinterpret_cast<const AioRing*>(ctx_);
+    return ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+  }
+
+  // An idle handle runs while spinning is wanted: it keeps the loop from sleeping (poll timeout 0)
+  // and, once per loop turn, busy-waits for completions and delivers them for at most session_ns.
+  void UpdateSpin() {
+    bool want = !spinMiss_ && spin_.Wanted(inflight_, uv_hrtime());
+    if (want == spinning_) return;
+    spinning_ = want;
+    if (want) uv_idle_start(idle_, OnIdle);
+    else uv_idle_stop(idle_);
+  }
+
+  static void OnIdle(uv_idle_t* h) {
+    auto* self = static_cast<AioContext*>(h->data);
+    if (self != nullptr && self->open_) self->SpinSession();
+  }
+
+  void SpinSession() {
+    uint64_t now = uv_hrtime();
+    const uint64_t end = now + spin_.session_ns;
+    bool delivered = false;
+    while (open_ && !teardownPending_ && spin_.Wanted(inflight_, now)) {
+      const uint64_t t0 = now;
+      if (!blockwork::SpinUntil([this] { return RingPending(); }, t0 + spin_.Budget())) {
+        // Timed out: sleep in epoll until the eventfd says the completion is there.
+        spin_.Miss(uv_hrtime());
+        spinMiss_ = true;
+        break;
+      }
+      spin_.Hit(uv_hrtime() - t0);
+      Drain();
+      delivered = true;
+      now = uv_hrtime();
+      if (now >= end) break;
+    }
+    if (!open_) return;
+    if (delivered && !teardownPending_) {
+      // Each reaped completion also bumped the eventfd; clear it so epoll does not wake for them.
+      // The kernel writes an event to the ring before signalling, so one that lands after the
+      // last reap is either seen by this recheck or signals again after the read.
+      uint64_t v;
+      ssize_t unused = read(efd_, &v, sizeof v);
+      (void)unused;
+      if (RingPending()) Drain();
+    }
+    if (open_) UpdateSpin();
+  }
+
+  // Reaps and calls back per batch until the ring is empty.
+  void Drain() {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     reaping_ = true;
@@ -237,6 +312,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
       uint32_t n = Reap(slots.Data(), results.Data(), static_cast<uint32_t>(slots.ElementLength()));
       if (n == 0) break;
       inflight_ -= n;
+      spinMiss_ = false;
       if (inflight_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
       onComplete_.MakeCallback(Value(), {Napi::Number::New(env, n)}, *asyncCtx_);
       if (env.IsExceptionPending()) {
@@ -265,6 +341,11 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     uv_poll_stop(poll_);
     uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     poll_ = nullptr;
+    idle_->data = nullptr;
+    uv_idle_stop(idle_);
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+    idle_ = nullptr;
+    spinning_ = false;
     syscall(SYS_io_destroy, ctx_);
     close(efd_);
     efd_ = -1;
@@ -273,10 +354,20 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
 
   Napi::Value Inflight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inflight_); }
   Napi::Value UsesRing(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), useRing_); }
+  Napi::Value SpinStats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spin_.hits_total)));
+    o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spin_.misses_total)));
+    return o;
+  }
 
   aio_context_t ctx_ = 0;
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
+  blockwork::SpinPolicy spin_;
+  bool spinning_ = false;
+  bool spinMiss_ = false;  // the last spin timed out: wait for the eventfd before spinning again
   uint32_t depth_ = 0;
   uint32_t inflight_ = 0;
   bool open_ = false;

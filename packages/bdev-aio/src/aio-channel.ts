@@ -16,6 +16,20 @@ export interface AioTarget {
 /** Kernel AIO queue depth of one channel. More queued I/Os wait in JS for a free slot. */
 export const AIO_DEPTH = 256;
 
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const v = Number(raw);
+  return raw !== undefined && raw !== '' && Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+/**
+ * Completion polling at low queue depth (docs/bdev-aio.md "Completion polling"), read per channel:
+ * BLOCKWORK_IO_SPIN_US (default 50, 0 = never spin) and BLOCKWORK_IO_SPIN_QD (default 4).
+ */
+export function spinSettings(): { us: number; maxInflight: number } {
+  return { us: envNumber('BLOCKWORK_IO_SPIN_US', 50), maxInflight: envNumber('BLOCKWORK_IO_SPIN_QD', 4) };
+}
+
 const EIO = -Errno.EIO;
 const EAGAIN = -Errno.EAGAIN;
 const EINVAL = -Errno.EINVAL;
@@ -64,6 +78,8 @@ export class AioChannel implements BdevChannel {
     const N = aioNative();
     try {
       this.ctx = new N.AioContext(AIO_DEPTH, this.sub, this.comp, (n) => this.onComplete(n));
+      const spin = spinSettings();
+      this.ctx.setSpin(spin.us, spin.maxInflight);
     } catch (e) {
       const err = e as { errno?: number; syscall?: string };
       throw aioError('AIO_SETUP_FAILED', `bdev ${target.name}: ${err.syscall ?? 'io_setup'} failed for a new I/O channel ` +
@@ -74,6 +90,11 @@ export class AioChannel implements BdevChannel {
   /** Whether completions are reaped from the user-space ring (false: io_getevents fallback). */
   get usesRing(): boolean {
     return this.ctx.usesRing;
+  }
+
+  /** Completion polling counters (docs/bdev-aio.md "Completion polling"). */
+  get spinStats(): { hits: number; misses: number } {
+    return this.ctx.spinStats;
   }
 
   /** I/Os accepted and not completed yet (queued, in the kernel or on the thread pool). */

@@ -63,6 +63,13 @@ export interface AioContextNative {
   readonly inflight: number;
   /** Whether completions are read from the user-space ring (else io_getevents). */
   readonly usesRing: boolean;
+  /**
+   * Busy-wait up to `us` microseconds for a completion (once per loop turn, adaptive) while
+   * 1..maxInflight I/Os are in flight; 0 never spins (the default). Only with the user-space ring.
+   */
+  setSpin(us: number, maxInflight: number): void;
+  /** Spins that saw a completion arrive, and spins that timed out and went back to epoll. */
+  readonly spinStats: { hits: number; misses: number };
 }
 
 /** The exact shape of the addon (native/*.cc). Nothing else in the package sees the raw binding. */

@@ -11,13 +11,25 @@ namespace blockwork {
 static unsigned LoadAcquire(const unsigned* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static void StoreRelease(unsigned* p, unsigned v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
-int RingSetup(Ring* r, unsigned entries, const char** syscall) {
+static const unsigned kModeFlags[] = {
+  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+  0,
+};
+
+int RingSetup(Ring* r, unsigned entries, RingMode best, const char** syscall) {
   io_uring_params p;
-  std::memset(&p, 0, sizeof p);
   *syscall = "io_uring_setup";
-  int fd = static_cast<int>(::syscall(__NR_io_uring_setup, entries, &p));
+  int fd = -1;
+  for (unsigned m = best; m <= kPlain; m++) {
+    std::memset(&p, 0, sizeof p);
+    p.flags = kModeFlags[m];
+    fd = static_cast<int>(::syscall(__NR_io_uring_setup, entries, &p));
+    // EINVAL: an older kernel without these flags; try the next mode.
+    if (fd >= 0 || errno != EINVAL) break;
+  }
   if (fd < 0) return -errno;
   r->fd = fd;
+  r->setup_flags = p.flags;
   r->sq_entries = p.sq_entries;
   r->cq_entries = p.cq_entries;
   r->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
@@ -43,6 +55,7 @@ int RingSetup(Ring* r, unsigned entries, const char** syscall) {
   r->sq_tail = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
   r->sq_mask = reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
   r->sq_array = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
+  r->sq_flags = reinterpret_cast<unsigned*>(sq + p.sq_off.flags);
   r->cq_head = reinterpret_cast<unsigned*>(cq + p.cq_off.head);
   r->cq_tail = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
   r->cq_mask = reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
@@ -82,12 +95,22 @@ void RingRewind(Ring* r, unsigned n) {
   StoreRelease(r->sq_tail, r->local_tail);
 }
 
-int RingSubmit(Ring* r) {
+bool RingDeferred(const Ring* r) { return (r->setup_flags & IORING_SETUP_DEFER_TASKRUN) != 0; }
+
+bool RingTaskrunPending(const Ring* r) {
+  // The kernel sets IORING_SQ_TASKRUN (before signalling the eventfd) when deferred work is
+  // queued, and clears it when the work runs inside our GETEVENTS enter.
+  return r->sq_flags != nullptr && (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN) != 0;
+}
+
+bool RingWorkPending(const Ring* r) { return *r->cq_head != LoadAcquire(r->cq_tail) || RingTaskrunPending(r); }
+
+static int Enter(Ring* r, unsigned flags) {
   // Release: the SQE contents must be visible to the kernel before it sees the new tail.
   StoreRelease(r->sq_tail, r->local_tail);
-  if (r->unsubmitted == 0) return 0;
+  if (r->unsubmitted == 0 && flags == 0) return 0;
   for (;;) {
-    long n = ::syscall(__NR_io_uring_enter, r->fd, r->unsubmitted, 0, 0, nullptr, 0);
+    long n = ::syscall(__NR_io_uring_enter, r->fd, r->unsubmitted, 0, flags, nullptr, 0);
     if (n >= 0) {
       r->unsubmitted -= static_cast<unsigned>(n);
       return static_cast<int>(n);
@@ -95,6 +118,15 @@ int RingSubmit(Ring* r) {
     if (errno != EINTR) return -errno;
   }
 }
+
+// On deferred rings every enter also runs waiting completion work (min_complete 0: never blocks),
+// so CQEs that arrived meanwhile are posted in the same syscall.
+int RingSubmit(Ring* r) {
+  if (r->unsubmitted == 0) { StoreRelease(r->sq_tail, r->local_tail); return 0; }
+  return Enter(r, RingDeferred(r) ? IORING_ENTER_GETEVENTS : 0);
+}
+
+int RingGetEvents(Ring* r) { return Enter(r, RingDeferred(r) ? IORING_ENTER_GETEVENTS : 0); }
 
 int RegisterEventfd(Ring* r, int efd) {
   long rc = ::syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_EVENTFD, &efd, 1);

@@ -17,12 +17,27 @@ struct Ring {
   void* sq_ptr = nullptr; size_t sq_len = 0;
   void* cq_ptr = nullptr; size_t cq_len = 0;  // cq_ptr == sq_ptr under IORING_FEAT_SINGLE_MMAP
   size_t sqes_len = 0;
+  unsigned* sq_flags = nullptr;  // IORING_SQ_TASKRUN lives here (TASKRUN_FLAG rings)
   unsigned local_tail = 0;   // SQEs filled by us, published with a release store
   unsigned unsubmitted = 0;  // published but not yet consumed by io_uring_enter
+  unsigned setup_flags = 0;  // flags io_uring_setup accepted
 };
 
+// Setup modes, best first. kDefer: SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG (kernel 6.1+):
+// completions wait as task work until we enter with GETEVENTS, the eventfd fires from the IRQ and
+// IORING_SQ_TASKRUN says work is waiting. kPlain: no flags (completion task work interrupts us).
+enum RingMode { kDefer = 0, kPlain = 1 };
+
 // Sets the ring up; returns 0 or -errno, with *syscall naming the call that failed.
-int RingSetup(Ring* r, unsigned entries, const char** syscall);
+// Tries the modes from `best` down to kPlain.
+int RingSetup(Ring* r, unsigned entries, RingMode best, const char** syscall);
+bool RingDeferred(const Ring* r);
+// CQEs ready, or (deferred rings) task work waiting for a GETEVENTS enter. No syscall.
+bool RingWorkPending(const Ring* r);
+// Deferred task work is waiting (IORING_SQ_TASKRUN).
+bool RingTaskrunPending(const Ring* r);
+// Submits anything unsubmitted and, on deferred rings, runs waiting task work so its CQEs post.
+int RingGetEvents(Ring* r);
 // Unmaps and closes; safe on a partly set-up ring.
 void RingTeardown(Ring* r);
 // Free SQ slots (entries minus those the kernel has not consumed yet).

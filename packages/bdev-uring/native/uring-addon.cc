@@ -7,9 +7,11 @@
 #include <unistd.h>
 #include <linux/falloc.h>
 #include <cerrno>
+#include <algorithm>
 #include <vector>
 
 #include "ring.h"
+#include "spin.h"
 
 namespace blockwork {
 
@@ -38,10 +40,13 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
       InstanceMethod<&UringRing::Close>("close"),
       InstanceAccessor<&UringRing::SqEntries>("sqEntries"),
       InstanceAccessor<&UringRing::Inflight>("inflight"),
+      InstanceAccessor<&UringRing::Mode>("mode"),
+      InstanceAccessor<&UringRing::SpinStats>("spinStats"),
     });
   }
 
-  // new UringRing(fd, entries, ids: Uint32Array, results: Int32Array, onComplete(n))
+  // new UringRing(fd, entries, ids: Uint32Array, results: Int32Array, onComplete(n),
+  //               options?: {plain?: boolean, spinUs?: number, spinMaxInflight?: number})
   explicit UringRing(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UringRing>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsTypedArray() ||
@@ -64,8 +69,16 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     ids_ref_ = Napi::Persistent(ids);
     res_ref_ = Napi::Persistent(res);
     cb_ = Napi::Persistent(info[4].As<Napi::Function>());
+    RingMode best = kDefer;
+    if (info.Length() > 5 && info[5].IsObject()) {
+      Napi::Object o = info[5].As<Napi::Object>();
+      if (o.Get("plain").ToBoolean()) best = kPlain;
+      Napi::Value us = o.Get("spinUs"), qd = o.Get("spinMaxInflight");
+      spin_.Configure(us.IsNumber() ? static_cast<uint64_t>(std::max(0.0, us.As<Napi::Number>().DoubleValue()) * 1000) : 0,
+                      qd.IsNumber() ? qd.As<Napi::Number>().Uint32Value() : 0);
+    }
     const char* syscall = "io_uring_setup";
-    int rc = RingSetup(&ring_, entries, &syscall);
+    int rc = RingSetup(&ring_, entries, best, &syscall);
     if (rc < 0) { Shutdown(); ThrowSyscall(env, -rc, syscall); return; }
     efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd_ < 0) { int e = errno; Shutdown(); ThrowSyscall(env, e, "eventfd"); return; }
@@ -79,6 +92,10 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     uv_poll_start(poll_, UV_READABLE, OnPoll);
     // Idle rings must not keep the process alive; Submit refs the handle while I/O is in flight.
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    idle_ = new uv_idle_t;
+    uv_idle_init(loop, idle_);
+    idle_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
     napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "blockwork:uring"), &async_);
     iovs_.resize(ring_.sq_entries);
   }
@@ -88,6 +105,15 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
  private:
   Napi::Value SqEntries(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ring_.sq_entries); }
   Napi::Value Inflight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inflight_); }
+  Napi::Value SpinStats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spin_.hits_total)));
+    o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spin_.misses_total)));
+    return o;
+  }
+  Napi::Value Mode(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), RingDeferred(&ring_) ? "defer" : "plain");
+  }
 
   // submit(count, desc: Float64Array, bufs: Uint8Array[]) -> SQEs accepted (the rest stays with the
   // caller: the SQ is full), or -errno when io_uring_enter failed and nothing of this batch was queued.
@@ -119,6 +145,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     }
     inflight_ += n;
     UpdateRef();
+    UpdateSpin();
     return Napi::Number::New(env, n);
   }
 
@@ -185,12 +212,66 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     // Reset the counter before reaping: a CQE posted after this read signals again.
     ssize_t r = read(self->efd_, &v, sizeof v);
     (void)r;
+    // Deferred rings: the eventfd fired, but the CQEs post only when we enter with GETEVENTS.
+    // Enter even when IORING_SQ_TASKRUN is clear: work completed by io-wq (fsync, fallocate) is
+    // signalled without that flag.
+    self->force_getevents_ = true;
     self->Reap();
+    self->UpdateSpin();
+  }
+
+  // An idle handle runs while spinning is wanted: it keeps the loop from sleeping (poll timeout 0)
+  // and, once per loop turn, busy-waits for completions and delivers them for at most session_ns.
+  void UpdateSpin() {
+    if (idle_ == nullptr) return;
+    bool want = !spin_miss_ && spin_.Wanted(inflight_, uv_hrtime());
+    if (want == spinning_) return;
+    spinning_ = want;
+    if (want) uv_idle_start(idle_, OnIdle);
+    else uv_idle_stop(idle_);
+  }
+
+  static void OnIdle(uv_idle_t* h) {
+    auto* self = static_cast<UringRing*>(h->data);
+    if (self != nullptr) self->SpinSession();
+  }
+
+  void SpinSession() {
+    uint64_t now = uv_hrtime();
+    const uint64_t end = now + spin_.session_ns;
+    bool delivered = false;
+    while (ring_.fd >= 0 && spin_.Wanted(inflight_, now)) {
+      const uint64_t t0 = now;
+      if (!SpinUntil([this] { return RingWorkPending(&ring_); }, t0 + spin_.Budget())) {
+        // Timed out: sleep in epoll until the eventfd says the completion is there.
+        spin_.Miss(uv_hrtime());
+        spin_miss_ = true;
+        break;
+      }
+      spin_.Hit(uv_hrtime() - t0);
+      Reap();
+      delivered = true;
+      now = uv_hrtime();
+      if (now >= end) break;
+    }
+    if (ring_.fd < 0) return;
+    if (delivered) {
+      // Completions reaped here also bumped the eventfd; clear it so epoll does not wake for them.
+      // Work queued after our last enter is still seen: the recheck below, or a fresh signal.
+      uint64_t v;
+      ssize_t r = read(efd_, &v, sizeof v);
+      (void)r;
+      if (RingWorkPending(&ring_)) Reap();
+    }
+    UpdateSpin();
   }
 
   void Reap() {
     Napi::HandleScope scope(env_);
     while (ring_.fd >= 0) {
+      // Deferred rings: the eventfd fired from the IRQ, but the CQEs post only when we enter.
+      if (force_getevents_ || ring_.unsubmitted > 0 || RingTaskrunPending(&ring_)) RingGetEvents(&ring_);
+      force_getevents_ = false;
       unsigned head = *ring_.cq_head;
       unsigned tail = __atomic_load_n(ring_.cq_tail, __ATOMIC_ACQUIRE);
       if (head == tail) break;
@@ -204,6 +285,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
       __atomic_store_n(ring_.cq_head, head, __ATOMIC_RELEASE);
       inflight_ -= static_cast<unsigned>(n);
       if (ring_.unsubmitted > 0) RingSubmit(&ring_);
+      spin_miss_ = false;
       UpdateRef();
       napi_value argv = Napi::Number::New(env_, static_cast<double>(n));
       napi_value global;
@@ -234,6 +316,13 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
   }
 
   void Shutdown() {
+    if (idle_ != nullptr) {
+      idle_->data = nullptr;
+      uv_idle_stop(idle_);
+      uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+      idle_ = nullptr;
+      spinning_ = false;
+    }
     if (poll_ != nullptr) {
       poll_->data = nullptr;
       uv_poll_stop(poll_);
@@ -253,6 +342,11 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
   int fd_ = -1;
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
+  SpinPolicy spin_;
+  bool spinning_ = false;
+  bool spin_miss_ = false;
+  bool force_getevents_ = false;  // the last spin timed out: wait for the eventfd before spinning again
   napi_async_context async_ = nullptr;
   Napi::FunctionReference cb_;
   Napi::Reference<Napi::Uint32Array> ids_ref_;

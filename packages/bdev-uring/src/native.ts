@@ -37,6 +37,16 @@ export const RingOp = {
  */
 export const DESC_STRIDE = 6;
 
+/** Optional ring settings (defaults: best setup mode, no spinning). */
+export interface UringRingOptions {
+  /** Skip SINGLE_ISSUER | DEFER_TASKRUN even where the kernel has them (for comparison runs). */
+  plain?: boolean;
+  /** Longest busy-wait for a completion, in microseconds; 0 (default) never spins. */
+  spinUs?: number;
+  /** Spin only while 1..spinMaxInflight I/Os are in flight. */
+  spinMaxInflight?: number;
+}
+
 /**
  * One io_uring with its eventfd on Node's loop. Completions call `onComplete(n)` once per batch with
  * the slot ids and results (bytes or -errno) in the first n entries of the arrays given at construction.
@@ -47,6 +57,10 @@ export interface UringRing {
   readonly sqEntries: number;
   /** SQEs submitted and not yet reaped. */
   readonly inflight: number;
+  /** 'defer': SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG; 'plain': no setup flags (older kernels). */
+  readonly mode: 'defer' | 'plain';
+  /** Spins that saw a completion arrive, and spins that timed out and went back to epoll. */
+  readonly spinStats: { hits: number; misses: number };
   /**
    * Fills SQEs from the first `count` descriptor entries that fit in the SQ and enters them with one
    * io_uring_enter. Returns how many were taken (the caller keeps the rest), or -errno when
@@ -60,7 +74,10 @@ export interface UringRing {
 /** The exact shape of this package's addon. Nothing else loads it. */
 export interface UringNative {
   /** Throws an Error with `errno` and `syscall` when setup fails (io_uring_setup, mmap, eventfd, io_uring_register). */
-  UringRing: new (fd: number, entries: number, ids: Uint32Array, results: Int32Array, onComplete: (n: number) => void) => UringRing;
+  UringRing: new (
+    fd: number, entries: number, ids: Uint32Array, results: Int32Array, onComplete: (n: number) => void,
+    options?: UringRingOptions,
+  ) => UringRing;
   fileInfo(fd: number): NativeFileInfo | SyscallFailure;
   /** null when io_uring_setup works in this process. */
   probe(): SyscallFailure | null;

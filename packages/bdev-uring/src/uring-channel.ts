@@ -1,5 +1,5 @@
 import { allocAligned, type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, isAligned } from '@blockwork/core';
-import { DESC_STRIDE, RingOp, type UringRing, uringNative } from './native';
+import { DESC_STRIDE, RingOp, type UringRing, type UringRingOptions, uringNative } from './native';
 
 /** What a channel needs from its bdev (UringBdev implements it). */
 export interface UringChannelTarget {
@@ -14,6 +14,24 @@ export interface UringChannelTarget {
 
 /** SQ entries per ring; also the most I/Os one channel keeps in flight. */
 export const RING_ENTRIES = 256;
+
+function envNumber(name: string, fallback: number): number {
+  const v = Number(process.env[name]);
+  return process.env[name] !== undefined && process.env[name] !== '' && Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+/**
+ * Ring options from the environment, read per channel (docs/bdev-uring.md "Completion polling"):
+ * BLOCKWORK_IO_SPIN_US (default 50, 0 = never spin), BLOCKWORK_IO_SPIN_QD (default 4),
+ * BLOCKWORK_URING_PLAIN=1 (no DEFER_TASKRUN).
+ */
+export function ringOptions(): UringRingOptions {
+  return {
+    plain: process.env.BLOCKWORK_URING_PLAIN === '1',
+    spinUs: envNumber('BLOCKWORK_IO_SPIN_US', 50),
+    spinMaxInflight: envNumber('BLOCKWORK_IO_SPIN_QD', 4),
+  };
+}
 
 const EIO = -Errno.EIO;
 const ENODEV = -Errno.ENODEV;
@@ -51,7 +69,7 @@ export class UringChannel implements BdevChannel {
     const n = uringNative();
     this.ids = new Uint32Array(RING_ENTRIES * 2);
     this.results = new Int32Array(RING_ENTRIES * 2);
-    this.ring = new n.UringRing(target.fd, RING_ENTRIES, this.ids, this.results, (k) => this.onComplete(k));
+    this.ring = new n.UringRing(target.fd, RING_ENTRIES, this.ids, this.results, (k) => this.onComplete(k), ringOptions());
     const slots = this.ring.sqEntries;
     this.slotIo = new Array<BdevIo | null>(slots).fill(null);
     this.slotDone = new Array<DriverDone | null>(slots).fill(null);
@@ -62,6 +80,16 @@ export class UringChannel implements BdevChannel {
     for (let i = 0; i < slots; i++) this.freeSlots[i] = slots - 1 - i;
     this.nFree = slots;
     this.desc = new Float64Array(slots * DESC_STRIDE);
+  }
+
+  /** The ring's setup mode ('defer' where the kernel has DEFER_TASKRUN). */
+  get mode(): 'defer' | 'plain' {
+    return this.ring.mode;
+  }
+
+  /** Completion polling counters (docs/bdev-uring.md "Completion polling"). */
+  get spinStats(): { hits: number; misses: number } {
+    return this.ring.spinStats;
   }
 
   /** I/Os handed to the kernel and not completed, plus those still queued. */

@@ -1,6 +1,8 @@
 import t from 'tap';
-import { closeSync, openSync } from 'node:fs';
-import { isSyscallFailure, uringNative } from '../src/native';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { allocAligned } from '@blockwork/core';
+import { release } from 'node:os';
+import { isSyscallFailure, RingOp, type UringRing, uringNative } from '../src/native';
 import { makeFile, tempDir } from './fixtures/env';
 
 t.test('probe reports io_uring usable here', async (t) => {
@@ -44,4 +46,54 @@ t.test('a ring rejects malformed batches with TypeError and stays usable', async
   await new Promise((r) => setTimeout(r, 50));
   t.equal(calls, 1, 'one completion callback');
   t.equal(ring.inflight, 0);
+});
+
+t.test('rings use DEFER_TASKRUN where the kernel has it, and plain on request', async (t) => {
+  const n = uringNative();
+  const fd = openSync(makeFile(tempDir(t), 'a.img', 65536), 'r+');
+  const best = new n.UringRing(fd, 8, new Uint32Array(16), new Int32Array(16), () => {});
+  const plain = new n.UringRing(fd, 8, new Uint32Array(16), new Int32Array(16), () => {}, { plain: true });
+  t.teardown(() => { best.close(); plain.close(); closeSync(fd); });
+  const [maj, min] = release().split('.').map(Number);
+  t.equal(best.mode, maj > 6 || (maj === 6 && min >= 1) ? 'defer' : 'plain', `kernel ${release()}`);
+  t.equal(plain.mode, 'plain');
+});
+
+t.test('spinning at QD1 reaps completions without epoll and delivers the right data, in both modes', async (t) => {
+  const path = makeFile(tempDir(t), 's.img', 16 * 4096);
+  const wfd = openSync(path, 'r+');
+  for (let i = 0; i < 16; i++) writeSync(wfd, Buffer.alloc(4096, i + 1), 0, 4096, i * 4096);
+  closeSync(wfd);
+  // O_DIRECT: completions come from the device interrupt, not inline from the page cache.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
+  t.teardown(() => closeSync(fd));
+  for (const opts of [{ spinUs: 200, spinMaxInflight: 4 }, { spinUs: 200, spinMaxInflight: 4, plain: true }, { spinUs: 0 }]) {
+    const ids = new Uint32Array(8);
+    const results = new Int32Array(8);
+    const buf = allocAligned(4096, 4096);
+    const seen: number[] = [];
+    let bad = 0;
+    let ring: UringRing;
+    const desc = new Float64Array(6);
+    const submit = (k: number): void => {
+      desc.set([RingOp.READ, 0, (k % 16) * 4096, 4096, 0, 1]);
+      if (ring.submit(1, desc, [buf]) !== 1) bad++;
+    };
+    await new Promise<void>((resolve) => {
+      ring = new (uringNative().UringRing)(fd, 8, ids, results, (n: number) => {
+        if (n !== 1 || results[0] !== 4096) bad++;
+        seen.push(buf[0]);
+        if (seen.length === 64) resolve();
+        else submit(seen.length);
+      }, opts);
+      submit(0);
+    });
+    const stats = ring!.spinStats;
+    ring!.close();
+    const what = JSON.stringify(opts);
+    t.equal(bad, 0, `one full 4 KiB completion per callback ${what}`);
+    t.same(seen, Array.from({ length: 64 }, (_, i) => (i % 16) + 1), `each read returns its block ${what}`);
+    if (opts.spinUs > 0) t.ok(stats.hits > 0, `spins saw completions (${stats.hits} hits, ${stats.misses} misses) ${what}`);
+    else t.same(stats, { hits: 0, misses: 0 }, 'spinUs 0 never spins');
+  }
 });
