@@ -9,6 +9,8 @@ export interface VirtioAttachParams {
   dev_type: string;
   vq_count?: number;
   vq_size?: number;
+  /** Blockwork extension: reconnect every this many ms after the back end went away (I/O stays pending). */
+  reconnect_ms?: number;
 }
 
 /** The module's JSON-RPC methods (names, params and results as SPDK's bdev_virtio_rpc.c). */
@@ -24,6 +26,10 @@ export function virtioRpcMethods(m: VirtioBdevModule): RpcMethod[] {
         dev_type: { type: 'string', minLength: 1, description: 'Device type: "blk". "scsi" is not supported.' },
         vq_count: { type: 'integer', minimum: 1, maximum: 64, description: 'Number of request queues to set up (default 1).' },
         vq_size: { type: 'integer', minimum: 2, maximum: 32768, description: 'Descriptors per queue, a power of two (default 256).' },
+        reconnect_ms: {
+          type: 'integer', minimum: 1, maximum: 60000,
+          description: 'Blockwork extension (SPDK has none): when the back end goes away (restart, hot upgrade), keep outstanding I/O pending and reconnect every reconnect_ms ms, as QEMU with reconnect does; INFLIGHT_SHMFD is negotiated so a restarted back end resubmits what was in flight. Default: no reconnect, I/O fails with -ENODEV.',
+        },
       },
       required: ['name', 'trtype', 'traddr', 'dev_type'],
     },

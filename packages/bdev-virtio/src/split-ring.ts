@@ -86,6 +86,11 @@ export class SplitRing {
     this.usedEnd = ringOrder.loadAcquire16(this.used16, 1);
   }
 
+  /** used.idx as the device last published it (acquire): the vring base a new back end starts from. */
+  deviceUsedIdx(): number {
+    return ringOrder.loadAcquire16(this.used16, 1);
+  }
+
   /** Head id of the next used element, or -1 when the snapshot is consumed. Ids are not validated. */
   nextUsed(): number {
     if (this.lastUsed === this.usedEnd) return -1;

@@ -2,6 +2,7 @@ import { type BdevLayer, type BdevModule, coreError, type Logger, type RpcMethod
 import { virtioError } from './errors';
 import { type VirtioAttachParams, virtioRpcMethods } from './rpc';
 import { VirtioBlkBdev } from './virtio-blk-bdev';
+import { BackEndReconnect } from './back-end-reconnect';
 import { VirtioBlkDriver } from './virtio-blk-driver';
 
 /** The virtio bdev module ("virtio"): vhost-user-blk front-end controllers, one blk bdev each. */
@@ -10,6 +11,7 @@ export class VirtioBdevModule implements BdevModule {
   readonly name = 'virtio';
   private readonly controllers = new Map<string, VirtioBlkBdev>();
   private readonly attaching = new Set<string>();
+  private readonly reconnecting = new Map<string, BackEndReconnect>();
 
   constructor(
     @inject(Tokens.BdevLayer) private readonly layer: BdevLayer,
@@ -33,18 +35,26 @@ export class VirtioBdevModule implements BdevModule {
     if (this.layer.get(p.name)) throw coreError('BDEV_EXISTS', `bdev name or alias '${p.name}' already exists`);
     this.attaching.add(p.name);
     try {
-      const driver = await VirtioBlkDriver.connect(p.traddr, { vqCount: p.vq_count ?? 1, vqSize: p.vq_size ?? 256 });
+      const reconnect = p.reconnect_ms !== undefined;
+      const driver = await VirtioBlkDriver.connect(p.traddr, { vqCount: p.vq_count ?? 1, vqSize: p.vq_size ?? 256, inflight: reconnect });
       await driver.start();
       const bdev = new VirtioBlkBdev(p.name, this, driver, p, (b) => {
         if (this.controllers.get(b.name) === b) this.controllers.delete(b.name);
+        this.reconnecting.get(b.name)?.stop();
+        this.reconnecting.delete(b.name);
       });
-      driver.client.onDisconnect = (err) => {
-        this.log.error({ controller: p.name, traddr: p.traddr, err: err.message }, 'vhost-user back end went away; I/O fails with -ENODEV until detach');
-        driver.close();
-      };
+      if (reconnect) this.reconnecting.set(p.name, new BackEndReconnect(p, driver, this.log));
+      else {
+        driver.onDisconnect = (err) => {
+          this.log.error({ controller: p.name, traddr: p.traddr, err: err.message }, 'vhost-user back end went away; I/O fails with -ENODEV until detach');
+          driver.close();
+        };
+      }
       try {
         this.layer.register(bdev);
       } catch (e) {
+        this.reconnecting.get(p.name)?.stop();
+        this.reconnecting.delete(p.name);
         driver.close();
         throw e;
       }
@@ -61,10 +71,18 @@ export class VirtioBdevModule implements BdevModule {
   async detach(name: string): Promise<void> {
     const bdev = this.controllers.get(name);
     if (bdev === undefined) throw virtioError('VIRTIO_CONTROLLER_NOT_FOUND', `no virtio controller named '${name}'`);
+    // Waiting for a back end that may never come back: fail what is pending (-ENODEV) instead.
+    const r = this.reconnecting.get(name);
+    if (r?.down) {
+      r.stop();
+      bdev.driver.close();
+    }
     await this.layer.unregister(bdev.name);
   }
 
   async fini(): Promise<void> {
+    for (const r of this.reconnecting.values()) r.stop();
+    this.reconnecting.clear();
     for (const b of this.controllers.values()) b.driver.close();
     this.controllers.clear();
   }

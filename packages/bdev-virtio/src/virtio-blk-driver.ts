@@ -1,6 +1,6 @@
 import {
   closeFd, decodeConfig, decodeU64, decodeVirtioBlkConfig, decodeVringState, encodeConfig, encodeMemoryTable, encodeU64,
-  encodeVringAddr, encodeVringFd, encodeVringState, type MappedRegion, memfdCreate, type MemoryRegion, mmapFd,
+  decodeInflight, encodeInflight, type InflightPayload, encodeVringAddr, encodeVringFd, encodeVringState, type MappedRegion, memfdCreate, type MemoryRegion, mmapFd,
   VhostUserConnection, VhostUserProtocolFeature as PF, VhostUserRequest as R, VIRTIO_BLK_CONFIG_SIZE, VirtioBlkFeature as BF,
   type VirtioBlkConfig, VirtioFeature as VF, type VringAddr,
 } from '@blockwork/vhost-user';
@@ -21,6 +21,11 @@ export interface VirtioBlkDriverOptions {
   dmaSize?: number;
   /** Timeout of each control request in ms (default 10 s). */
   timeoutMs?: number;
+  /**
+   * Negotiate INFLIGHT_SHMFD (GET_INFLIGHT_FD once, SET_INFLIGHT_FD on every connection), so that
+   * a back end that restarts resubmits what was in flight; needed for `resume`. Default false.
+   */
+  inflight?: boolean;
 }
 
 const bit = (n: number) => 1n << BigInt(n);
@@ -28,6 +33,7 @@ const bit = (n: number) => 1n << BigInt(n);
 const WANTED = [VF.VERSION_1, VF.VHOST_USER_F_PROTOCOL_FEATURES, BF.SIZE_MAX, BF.SEG_MAX, BF.BLK_SIZE, BF.RO, BF.FLUSH,
   BF.TOPOLOGY, BF.MQ, BF.DISCARD, BF.WRITE_ZEROES].reduce((a, b) => a | bit(b), 0n);
 const WANTED_PROTOCOL = bit(PF.MQ) | bit(PF.CONFIG) | bit(PF.REPLY_ACK);
+const INFLIGHT = bit(PF.INFLIGHT_SHMFD);
 
 /**
  * A vhost-user-blk front end: negotiation, one memfd as "guest memory" (rings, request headers,
@@ -47,8 +53,21 @@ export class VirtioBlkDriver {
   memFd = -1;
   mem: MappedRegion | null = null;
   queues: VirtQueue[] = [];
+  /** The inflight region the back end gave us (GET_INFLIGHT_FD), kept for every later connection; -1 without. */
+  inflightFd = -1;
+  private inflightInfo: InflightPayload | null = null;
 
-  private constructor(readonly path: string, readonly client: VhostUserClient, readonly opts: VirtioBlkDriverOptions) {}
+  /** Called once per connection that goes away for any reason but a local close. */
+  onDisconnect: (err: Error) => void = () => {};
+
+  private constructor(readonly path: string, private cur: VhostUserClient, readonly opts: VirtioBlkDriverOptions) {
+    cur.onDisconnect = (e) => this.onDisconnect(e);
+  }
+
+  /** The current connection's control channel (replaced by `resume`). */
+  get client(): VhostUserClient {
+    return this.cur;
+  }
 
   /** Connects only; call `start()` (or the individual steps). Rejects VIRTIO_CONNECT_FAILED. */
   static async connect(path: string, opts: VirtioBlkDriverOptions): Promise<VirtioBlkDriver> {
@@ -78,6 +97,7 @@ export class VirtioBlkDriver {
     try {
       await this.negotiate();
       this.allocateMemory();
+      await this.setInflight();
       await this.setMemTable();
       for (let q = 0; q < this.opts.vqCount; q++) await this.setupQueue(q);
     } catch (e) {
@@ -94,7 +114,7 @@ export class VirtioBlkDriver {
     await c.request(R.SET_OWNER);
     if ((this.deviceFeatures & bit(VF.VHOST_USER_F_PROTOCOL_FEATURES)) !== 0n) {
       this.deviceProtocolFeatures = decodeU64(R.GET_PROTOCOL_FEATURES, (await c.request(R.GET_PROTOCOL_FEATURES))!.payload);
-      const want = this.deviceProtocolFeatures & WANTED_PROTOCOL;
+      const want = this.deviceProtocolFeatures & (WANTED_PROTOCOL | (this.opts.inflight === true ? INFLIGHT : 0n));
       await c.request(R.SET_PROTOCOL_FEATURES, encodeU64(want));
       c.protocolFeatures = want;
     }
@@ -133,6 +153,51 @@ export class VirtioBlkDriver {
     this.queues = this.layout.queues.map((q) => new VirtQueue(q, this.mem!.buffer, this.limits));
   }
 
+  /**
+   * With INFLIGHT_SHMFD negotiated: GET_INFLIGHT_FD on the first connection (the back end creates the
+   * region), then SET_INFLIGHT_FD with that same region on this and every later connection — as
+   * QEMU does, so a new back end finds what the previous one left in flight.
+   */
+  async setInflight(): Promise<void> {
+    if ((this.cur.protocolFeatures & INFLIGHT) === 0n) return;
+    if (this.inflightFd < 0) {
+      const m = (await this.cur.request(R.GET_INFLIGHT_FD, encodeInflight({ mmapSize: 0n, mmapOffset: 0n, numQueues: this.opts.vqCount, queueSize: this.opts.vqSize })))!;
+      if (m.fds.length !== 1) {
+        for (const fd of m.fds) closeFd(fd);
+        throw virtioError('VIRTIO_NEGOTIATION_FAILED', `${this.path}: GET_INFLIGHT_FD answered with ${m.fds.length} fds`);
+      }
+      this.inflightInfo = decodeInflight(R.GET_INFLIGHT_FD, m.payload);
+      this.inflightFd = m.fds[0];
+    }
+    await this.cur.request(R.SET_INFLIGHT_FD, encodeInflight({ ...this.inflightInfo!, numQueues: this.opts.vqCount, queueSize: this.opts.vqSize }), [this.inflightFd]);
+  }
+
+  /**
+   * Takes over a new connection after the back end went away (a restart or an upgrade), keeping
+   * memory, rings, eventfds and every outstanding request: the whole set-up again, with the same
+   * features and the inflight region, and each vring's base at the used index the last back end
+   * published (what it took and did not complete is in the inflight region; it resubmits that).
+   * Then one kick per queue. Rejects (and closes `conn`) when the new back end differs or refuses.
+   */
+  async resume(conn: VhostUserConnection): Promise<void> {
+    const before = { features: this.features, capacity: this.capacityBytes, blockSize: this.limits.blockSize };
+    this.cur = new VhostUserClient(conn, this.opts.timeoutMs ?? 10_000);
+    try {
+      await this.negotiate();
+      if (this.features !== before.features || this.capacityBytes !== before.capacity || this.limits.blockSize !== before.blockSize) {
+        throw virtioError('VIRTIO_NEGOTIATION_FAILED', `${this.path}: the new back end offers a different device (features 0x${this.features.toString(16)}, ${this.capacityBytes} bytes)`);
+      }
+      await this.setInflight();
+      await this.setMemTable();
+      for (let q = 0; q < this.queues.length; q++) await this.setupQueue(q, {}, this.queues[q].deviceUsedIdx(), false);
+    } catch (e) {
+      this.cur.close();
+      throw e;
+    }
+    this.cur.onDisconnect = (e) => this.onDisconnect(e);
+    for (const q of this.queues) q.kickNow();
+  }
+
   /** SET_MEM_TABLE with the one memfd region; `override` replaces fields (hostile tests). */
   async setMemTable(override: Partial<MemoryRegion> = {}, fds: number[] = [this.memFd]): Promise<void> {
     const size = BigInt(this.layout!.size);
@@ -140,18 +205,18 @@ export class VirtioBlkDriver {
     await this.client.request(R.SET_MEM_TABLE, encodeMemoryTable({ regions: [region] }), fds);
   }
 
-  /** NUM, BASE 0, ADDR, CALL, KICK, ENABLE for queue q; `addr` replaces ring addresses (hostile tests). */
-  async setupQueue(q: number, addr: Partial<VringAddr> = {}): Promise<void> {
+  /** NUM, BASE (0 at first), ADDR, CALL, KICK, ENABLE for queue q; `addr` replaces ring addresses (hostile tests). */
+  async setupQueue(q: number, addr: Partial<VringAddr> = {}, base = 0, start = true): Promise<void> {
     const c = this.client;
     const vq = this.queues[q];
     const L = vq.layout;
     await c.request(R.SET_VRING_NUM, encodeVringState({ index: q, num: L.size }));
-    await c.request(R.SET_VRING_BASE, encodeVringState({ index: q, num: 0 }));
+    await c.request(R.SET_VRING_BASE, encodeVringState({ index: q, num: base }));
     await c.request(R.SET_VRING_ADDR, encodeVringAddr({ index: q, flags: 0, desc: BigInt(L.descOff), used: BigInt(L.usedOff), avail: BigInt(L.availOff), log: 0n, ...addr }));
     await c.request(R.SET_VRING_CALL, encodeVringFd(q), [vq.call.fd]);
     await c.request(R.SET_VRING_KICK, encodeVringFd(q), [vq.kick.fd]);
     if (this.has(VF.VHOST_USER_F_PROTOCOL_FEATURES)) await c.request(R.SET_VRING_ENABLE, encodeVringState({ index: q, num: 1 }));
-    vq.start();
+    if (start) vq.start();
   }
 
   /** Direct access to queue q's memory for hostile tests (bypasses the I/O path; do not mix on one queue). */
@@ -181,5 +246,7 @@ export class VirtioBlkDriver {
     this.mem = null;
     if (this.memFd >= 0) closeFd(this.memFd);
     this.memFd = -1;
+    if (this.inflightFd >= 0) closeFd(this.inflightFd);
+    this.inflightFd = -1;
   }
 }

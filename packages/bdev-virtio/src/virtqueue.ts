@@ -78,6 +78,16 @@ export class VirtQueue {
     return this.inflight + this.qIo.length - this.qHead;
   }
 
+  /** used.idx in shared memory: after losing the back end, the SET_VRING_BASE for the next one. */
+  deviceUsedIdx(): number {
+    return this.ring.deviceUsedIdx();
+  }
+
+  /** Kicks the device (after a new back end took over: it may have requests to look at). */
+  kickNow(): void {
+    if (!this.closed) this.kick.signal();
+  }
+
   /** Starts reaping on the call eventfd. */
   start(): void {
     this.call.watch(() => this.reap());
