@@ -22,12 +22,22 @@ export async function blockworkPerf(args: string[]): Promise<Figure> {
   return { iops: r.iops, lat_avg_us: r.lat_us.avg, lat_p99_us: r.lat_us.p99 };
 }
 
-/** Runs fio with JSON output; one job, numbers of its read or write side. */
-export async function fio(args: string[]): Promise<Figure> {
+/**
+ * Runs fio with JSON output; one job, numbers of its read or write side. The average latency is
+ * fio's clat (submission to completion, without the submit call itself) unless `avg` is 'lat':
+ * slat + clat, from before the submit call to the reap, which is the span `blockwork perf` times.
+ * p99 is always clat's (fio keeps percentiles for clat only); `clat_avg_us` is clat's mean either way.
+ */
+export async function fio(args: string[], avg: 'clat' | 'lat' = 'clat'): Promise<Figure & { clat_avg_us: number }> {
   const { stdout } = await run('fio', ['--output-format=json', '--name=bench', '--group_reporting', ...args], { maxBuffer: 16 << 20 });
-  const job = (JSON.parse(stdout) as { jobs: Array<Record<string, { iops: number; clat_ns: { mean: number; percentile?: Record<string, number> } }>> }).jobs[0];
+  type Side = { iops: number; clat_ns: { mean: number; percentile?: Record<string, number> }; lat_ns: { mean: number } };
+  const job = (JSON.parse(stdout) as { jobs: Array<Record<string, Side>> }).jobs[0];
   const side = job.read.iops >= job.write.iops ? job.read : job.write;
-  return { iops: Math.round(side.iops), lat_avg_us: side.clat_ns.mean / 1000, lat_p99_us: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1000 };
+  const mean = avg === 'lat' ? side.lat_ns.mean : side.clat_ns.mean;
+  return {
+    iops: Math.round(side.iops), lat_avg_us: mean / 1000, lat_p99_us: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1000,
+    clat_avg_us: side.clat_ns.mean / 1000,
+  };
 }
 
 export function haveFio(): boolean {
