@@ -2,7 +2,7 @@ import { lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { type BdevDesc, type BdevLayer, Errno, type IoChannel, isBlockworkError, type Logger } from '@blockwork/core';
-import { type VhostUserConnection, VhostUserConnector, VhostUserListener } from '@blockwork/vhost-user';
+import { requestName, type VhostUserConnection, VhostUserConnector, VhostUserListener } from '@blockwork/vhost-user';
 import { blkConfigImage, blkDeviceOf, offeredFeatures } from './blk-config';
 import type { Coalescing } from './blk-queue';
 import type { BlkDevice } from './blk-request';
@@ -166,18 +166,28 @@ export class VhostBlkController implements SessionHost {
     const inner = conn.onMessage;
     let first = 0;
     let started = false;
+    // Where the set-up time goes: message count and the longest wait between two messages (our
+    // handling of the first plus the front end's turn), named by the request before it.
+    let messages = 0;
+    let prev = 0;
+    let prevReq = 0;
+    let slowest = { ms: 0, after: '' };
     conn.onMessage = (m) => {
+      const now = performance.now();
       if (first === 0) {
         first = Date.now();
         this.log.info({ ctrlr: this.name, session: s.name, waitedMs: first - t0 }, 'vhost-user front end connected');
-      }
+      } else if (!started && now - prev > slowest.ms) slowest = { ms: Math.round(now - prev), after: requestName(prevReq) };
+      messages++;
+      prev = now;
+      prevReq = m.request;
       inner(m);
       // Handlers run on the session's promise chain; a queue that starts does so before this runs.
       if (!started) {
         setImmediate(() => {
           if (started || !s.started) return;
           started = true;
-          this.log.info({ ctrlr: this.name, session: s.name, negotiationMs: Date.now() - first }, 'vhost-user session started');
+          this.log.info({ ctrlr: this.name, session: s.name, negotiationMs: Date.now() - first, messages, slowestGapMs: slowest.ms, slowestAfter: slowest.after }, 'vhost-user session started');
         });
       }
     };

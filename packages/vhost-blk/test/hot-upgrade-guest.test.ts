@@ -49,7 +49,7 @@ exitall
 [w]
 rw=randwrite
 offset=0
-size=16m
+size=32m
 verify=crc32c
 do_verify=1
 verify_fatal=1
@@ -271,6 +271,10 @@ async function run(t: Test, mode: 'client' | 'server', cycles: number): Promise<
   const stalls = report(t, `${mode} mode, upgrade`, out, 'upgrade', upgradeSeen, log, upgrades);
   t.comment(`${mode} mode, upgrade: \`blockwork upgrade\` reports pause_ms ${stats(reports.map((r) => r.pause_ms ?? -1))}; drain_ms (old daemon exited) ${stats(reports.map((r) => r.drain_ms))}`);
   t.comment(`sessions that resubmitted in-flight requests after a restart: ${(log.match(/recovered in-flight requests/g) ?? []).length}`);
+  const starts = log.split('\n').filter((l) => l.includes('"vhost-user session started"')).map((l) => JSON.parse(l) as { messages: number; slowestGapMs: number; slowestAfter: string });
+  const after = new Map<string, number>();
+  for (const x of starts) after.set(x.slowestAfter, (after.get(x.slowestAfter) ?? 0) + 1);
+  t.comment(`set-up of every session: messages ${stats(starts.map((x) => x.messages))}; longest wait between two messages ${stats(starts.map((x) => x.slowestGapMs))}, after ${[...after].map(([k, v]) => `${k} ×${v}`).join(', ')}`);
   if (client) {
     const sorted = [...stalls].sort((a, b) => a - b);
     t.ok(sorted.length === 0 || sorted[Math.floor(sorted.length / 2)] < 500, `client mode: median guest stall per upgrade under 500 ms (${stats(stalls)})`);
