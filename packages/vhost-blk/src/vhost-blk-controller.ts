@@ -30,6 +30,8 @@ export interface BlkControllerOptions {
 
 /** Time between connect attempts in client mode while the front end is not listening, ms. */
 export const CLIENT_RETRY_MS = 10;
+/** Client mode: wait before reconnecting to a front end that closed the connection during the set-up, ms. */
+const REFUSED_BACKOFF_MS = 1000;
 
 /**
  * A vhost-user-blk controller: one listening socket `<socketDir>/<ctrlr>` (mode 0600), or in client
@@ -63,6 +65,8 @@ export class VhostBlkController implements SessionHost {
   channel: IoChannel | null;
   private listener: VhostUserListener | null = null;
   private connector: VhostUserConnector | null = null;
+  /** Sessions the front end has talked to but that have not started a queue: when it did talk (ms). */
+  private readonly settingUp = new Map<VhostBlkSession, number>();
   /** Inode of our socket file, to notice when a new daemon took the path over (upgrade). */
   private socketId = '';
   private nextSessionId = 0;
@@ -176,6 +180,7 @@ export class VhostBlkController implements SessionHost {
       const now = performance.now();
       if (first === 0) {
         first = Date.now();
+        this.settingUp.set(s, first);
         this.log.info({ ctrlr: this.name, session: s.name, waitedMs: first - t0 }, 'vhost-user front end connected');
       } else if (!started && now - prev > slowest.ms) slowest = { ms: Math.round(now - prev), after: requestName(prevReq) };
       messages++;
@@ -187,6 +192,7 @@ export class VhostBlkController implements SessionHost {
         setImmediate(() => {
           if (started || !s.started) return;
           started = true;
+          this.settingUp.delete(s);
           this.log.info({ ctrlr: this.name, session: s.name, negotiationMs: Date.now() - first, messages, slowestGapMs: slowest.ms, slowestAfter: slowest.after }, 'vhost-user session started');
         });
       }
@@ -210,8 +216,16 @@ export class VhostBlkController implements SessionHost {
   sessionClosed(s: VhostBlkSession): void {
     this.sessions.delete(s);
     this.log.info({ ctrlr: this.name, session: s.name }, 'vhost-user session closed');
-    // Client mode: the front end went away (or restarts); be there when it listens again.
-    if (this.sessions.size === 0) this.connector?.connect();
+    const talked = this.settingUp.get(s);
+    this.settingUp.delete(s);
+    if (this.connector === null || this.sessions.size > 0) return;
+    // Client mode: the front end went away (or restarts); be there when it listens again. A front
+    // end that dropped us during the set-up (it refuses this back end) is retried after a second,
+    // not in a tight accept-and-close loop.
+    if (talked !== undefined && Date.now() - talked < REFUSED_BACKOFF_MS) {
+      const c = this.connector;
+      setTimeout(() => c.connect(), REFUSED_BACKOFF_MS).unref();
+    } else this.connector.connect();
   }
 
   /** Hot-remove: new requests fail with IOERR, running queues stop, sessions are marked NEEDS_RESET. */

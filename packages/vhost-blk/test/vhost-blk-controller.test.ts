@@ -107,6 +107,20 @@ t.test('client mode: reconnects when the front end drops the connection; destroy
   t.equal(fe2.count(), 0, 'no connection after destroy');
 });
 
+t.test('client mode: a front end that drops the connection during the set-up is retried after a second, not at once', async (t) => {
+  const dir = tempDir(t);
+  const fe = await frontEndSocket(t, join(dir, 'v0'));
+  const c = await VhostBlkController.create({ ...opts, client: true }, layerWithMalloc(), dir, log);
+  t.teardown(() => c.destroy());
+  const first = await fe.next();
+  await features(first); // the front end talked to this back end, then refuses it
+  first.close();
+  await sleep(500);
+  t.equal(fe.count(), 1, 'no reconnect within 500 ms');
+  const second = await fe.next();
+  t.ok(await features(second), 'reconnected after the back-off');
+});
+
 t.test('client mode: a path over 107 bytes fails with VHOST_SOCKET and releases the bdev', async (t) => {
   const dir = join(tempDir(t), 'x'.repeat(100));
   mkdirSync(dir);
