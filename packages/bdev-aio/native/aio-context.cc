@@ -272,6 +272,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
 
   void SpinSession() {
     uint64_t now = uv_hrtime();
+    const uint64_t start = now, cpu0 = blockwork::ThreadCpuNs();
     const uint64_t end = now + spin_.session_ns;
     bool delivered = false;
     while (open_ && !teardownPending_ && spin_.Wanted(inflight_, now)) {
@@ -289,6 +290,8 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
       if (now >= end) break;
     }
     if (!open_) return;
+    now = uv_hrtime();
+    spin_.EndPass(now - start, blockwork::ThreadCpuNs() - cpu0, now);
     if (delivered && !teardownPending_) {
       // Each reaped completion also bumped the eventfd; clear it so epoll does not wake for them.
       // The kernel writes an event to the ring before signalling, so one that lands after the
@@ -358,6 +361,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spin_.hits_total)));
     o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spin_.misses_total)));
+    o.Set("contended", Napi::Number::New(info.Env(), static_cast<double>(spin_.contended_total)));
     return o;
   }
 

@@ -93,7 +93,7 @@ export class AioChannel implements BdevChannel {
   }
 
   /** Completion polling counters (docs/bdev-aio.md "Completion polling"). */
-  get spinStats(): { hits: number; misses: number } {
+  get spinStats(): { hits: number; misses: number; contended: number } {
     return this.ctx.spinStats;
   }
 

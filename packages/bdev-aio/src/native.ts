@@ -68,8 +68,11 @@ export interface AioContextNative {
    * 1..maxInflight I/Os are in flight; 0 never spins (the default). Only with the user-space ring.
    */
   setSpin(us: number, maxInflight: number): void;
-  /** Spins that saw a completion arrive, and spins that timed out and went back to epoll. */
-  readonly spinStats: { hits: number; misses: number };
+  /**
+   * Waits that saw a completion arrive, waits that timed out and went back to epoll, and idle passes
+   * that lost their CPU to other threads (polling then pauses for 100 ms).
+   */
+  readonly spinStats: { hits: number; misses: number; contended: number };
 }
 
 /** The exact shape of the addon (native/*.cc). Nothing else in the package sees the raw binding. */

@@ -2,9 +2,11 @@
 // docs/bdev-uring.md, "Completion polling"). Sleeping in epoll costs a wakeup (eventfd, epoll, a
 // halted vCPU, libuv) comparable to the device's own latency at QD1; a short spin on the completion
 // ring avoids it. The wait adapts to the device: four times the recent average completion wait,
-// between 20 us and the configured ceiling; three timeouts in a row suspend spinning for 100 ms.
+// between 20 us and the configured ceiling; three timeouts in a row, or a pass that lost its CPU to
+// other threads, suspend spinning for 100 ms.
 #pragma once
 #include <uv.h>
+#include <time.h>
 #include <algorithm>
 #include <cstdint>
 
@@ -18,7 +20,7 @@ struct SpinPolicy {
   uint64_t avg_ns = 0;           // moving average of the wait until a completion showed up
   unsigned misses = 0;           // consecutive waits that timed out
   uint64_t off_until = 0;        // uv_hrtime() before which spinning is suspended
-  uint64_t hits_total = 0, misses_total = 0;
+  uint64_t hits_total = 0, misses_total = 0, contended_total = 0;
 
   // Starts optimistic: the first waits use the whole ceiling.
   void Configure(uint64_t ceiling_ns, unsigned inflight) {
@@ -40,6 +42,14 @@ struct SpinPolicy {
   }
   // A timeout doubles the budget (up to the ceiling); three in a row mean the device is slower
   // than the ceiling: suspend for 100 ms, then probe again.
+  // Spinning only pays when the thread keeps its CPU. If a pass got much less CPU time than wall
+  // time, other runnable threads took the core (a loaded machine): a spinning thread then only
+  // delays them and itself, so suspend for 100 ms.
+  void EndPass(uint64_t wall_ns, uint64_t cpu_ns, uint64_t now) {
+    if (wall_ns < 50000 || cpu_ns * 4 >= wall_ns * 3) return;
+    contended_total++;
+    off_until = now + 100000000;
+  }
   void Miss(uint64_t now) {
     misses_total++;
     avg_ns = std::min(avg_ns * 2 + 1000, max_ns / 4);
@@ -48,6 +58,12 @@ struct SpinPolicy {
     off_until = now + 100000000;
   }
 };
+
+inline uint64_t ThreadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)

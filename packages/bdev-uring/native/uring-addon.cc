@@ -109,6 +109,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spin_.hits_total)));
     o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spin_.misses_total)));
+    o.Set("contended", Napi::Number::New(info.Env(), static_cast<double>(spin_.contended_total)));
     return o;
   }
   Napi::Value Mode(const Napi::CallbackInfo& info) {
@@ -238,6 +239,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
 
   void SpinSession() {
     uint64_t now = uv_hrtime();
+    const uint64_t start = now, cpu0 = blockwork::ThreadCpuNs();
     const uint64_t end = now + spin_.session_ns;
     bool delivered = false;
     while (ring_.fd >= 0 && spin_.Wanted(inflight_, now)) {
@@ -255,6 +257,8 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
       if (now >= end) break;
     }
     if (ring_.fd < 0) return;
+    now = uv_hrtime();
+    spin_.EndPass(now - start, ThreadCpuNs() - cpu0, now);
     if (delivered) {
       // Completions reaped here also bumped the eventfd; clear it so epoll does not wake for them.
       // Work queued after our last enter is still seen: the recheck below, or a fresh signal.

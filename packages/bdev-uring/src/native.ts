@@ -59,8 +59,11 @@ export interface UringRing {
   readonly inflight: number;
   /** 'defer': SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG; 'plain': no setup flags (older kernels). */
   readonly mode: 'defer' | 'plain';
-  /** Spins that saw a completion arrive, and spins that timed out and went back to epoll. */
-  readonly spinStats: { hits: number; misses: number };
+  /**
+   * Waits that saw a completion arrive, waits that timed out and went back to epoll, and idle passes
+   * that lost their CPU to other threads (polling then pauses for 100 ms).
+   */
+  readonly spinStats: { hits: number; misses: number; contended: number };
   /**
    * Fills SQEs from the first `count` descriptor entries that fit in the SQ and enters them with one
    * io_uring_enter. Returns how many were taken (the caller keeps the rest), or -errno when

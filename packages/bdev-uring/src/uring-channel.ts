@@ -88,7 +88,7 @@ export class UringChannel implements BdevChannel {
   }
 
   /** Completion polling counters (docs/bdev-uring.md "Completion polling"). */
-  get spinStats(): { hits: number; misses: number } {
+  get spinStats(): { hits: number; misses: number; contended: number } {
     return this.ring.spinStats;
   }
 
