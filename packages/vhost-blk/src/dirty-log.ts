@@ -16,6 +16,8 @@ export class DirtyLog {
   private map: MappedRegion | null = null;
   private bytes: ArrayBuffer | null = null;
   private overflowed = false;
+  /** Ranges marked since the log was mapped (reported when logging stops). */
+  marks = 0;
 
   /** @param onOverflow called once per mapped log when a page lies past its end (the mark is skipped). */
   constructor(private readonly onOverflow: (gpa: number, len: number, logBytes: number) => void) {}
@@ -60,6 +62,7 @@ export class DirtyLog {
   mark(gpa: number, len: number): void {
     const b = this.bytes;
     if (b === null || len === 0) return;
+    this.marks++;
     if (markDirtyPages(b, gpa, len) !== 0 && !this.overflowed) {
       this.overflowed = true;
       this.onOverflow(gpa, len, b.byteLength);
@@ -72,6 +75,7 @@ export class DirtyLog {
     this.map = null;
     this.bytes = null;
     this.overflowed = false;
+    this.marks = 0;
   }
 }
 

@@ -82,6 +82,10 @@ export class VhostBlkSession implements BlkQueueContext {
     this.warnOnce('log-overflow', `dirty log of ${bytes} bytes does not cover guest physical 0x${gpa.toString(16)}+${len}: those pages are not logged`));
   private readonly vrings: Vring[] = [];
   private pending: Promise<void> = Promise.resolve();
+  /** Whether the data path currently logs into the dirty log (reported when it changes). */
+  private logging = false;
+  /** Per-message timings at debug level (where a migration's or upgrade's pause goes). */
+  private readonly traceMessages: boolean;
   private closed = false;
   private warned = new Set<string>();
   /** Resolves when the session is fully torn down. */
@@ -94,6 +98,7 @@ export class VhostBlkSession implements BlkQueueContext {
     private readonly conn: VhostUserConnection,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
+    this.traceMessages = host.log.isLevelEnabled('debug');
     for (let i = 0; i < MAX_QUEUES; i++) {
       const v: Vring = { num: 0, base: 0, addr: null, kick: null, call: null, err: null, enabled: false, queue: null, onKick: () => v.queue?.process() };
       this.vrings.push(v);
@@ -169,8 +174,10 @@ export class VhostBlkSession implements BlkQueueContext {
       for (const fd of m.fds) safeClose(fd);
       return;
     }
+    const t0 = this.traceMessages ? performance.now() : 0;
     try {
       const reply = await this.handle(m);
+      if (this.traceMessages) this.trace(m, reply, t0);
       if (reply instanceof Uint8Array) this.send(m.request, reply);
       else if (reply !== undefined) this.sendFds(m.request, reply);
       else if ((m.flags & VhostUserFlags.NEED_REPLY) !== 0 && (this.protocolFeatures & REPLY_ACK) !== 0n) this.send(m.request, encodeU64(0));
@@ -184,6 +191,13 @@ export class VhostBlkSession implements BlkQueueContext {
       for (const fd of m.fds) safeClose(fd);
       m.fds.length = 0;
     }
+  }
+
+  /** Debug line per message: request, small payloads and replies in hex, handling time. */
+  private trace(m: VhostUserMessage, reply: Uint8Array | FdReply | undefined, t0: number): void {
+    const hex = (b: Uint8Array) => (b.length <= 40 ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') : `${b.length} bytes`);
+    const r = reply instanceof Uint8Array ? hex(reply) : reply === undefined ? undefined : hex(reply.payload);
+    this.host.log.debug({ ctrlr: this.host.name, session: this.name, request: requestName(m.request), payload: hex(m.payload), reply: r, ms: +(performance.now() - t0).toFixed(2) }, 'vhost-user message handled');
   }
 
   private send(request: number, payload: Uint8Array): void {
@@ -311,7 +325,11 @@ export class VhostBlkSession implements BlkQueueContext {
 
   /** Hands the dirty log to the data path while LOG_ALL is negotiated and a log is mapped. */
   private applyDirtyLog(): void {
-    if (this.mem !== null) this.mem.dirty = (this.features & LOG_ALL) !== 0n && this.dirtyLog.mapped ? this.dirtyLog : null;
+    const on = (this.features & LOG_ALL) !== 0n && this.dirtyLog.mapped;
+    if (this.mem !== null) this.mem.dirty = on ? this.dirtyLog : null;
+    if (on === this.logging) return;
+    this.logging = on;
+    this.host.log.info({ ctrlr: this.host.name, session: this.name, logBytes: this.dirtyLog.size, marks: this.dirtyLog.marks }, on ? 'dirty logging on (live migration)' : 'dirty logging off');
   }
 
   private warnOnce(key: string, text: string): void {
@@ -464,8 +482,9 @@ export class VhostBlkSession implements BlkQueueContext {
     }
     this.unmapAll();
     this.inflightState.release();
-    this.dirtyLog.release();
     this.features = 0n;
+    this.applyDirtyLog();
+    this.dirtyLog.release();
     this.status = 0;
   }
 
