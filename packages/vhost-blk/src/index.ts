@@ -11,6 +11,8 @@
  * //   { "subsystem": "bdev", "config": [{ "method": "bdev_malloc_create", "params": { "name": "Malloc0", "num_blocks": 131072, "block_size": 512 } }] },
  * //   { "subsystem": "vhost_blk", "config": [{ "method": "vhost_create_blk_controller", "params": { "ctrlr": "vhost.0", "dev_name": "Malloc0" } }] } ] }
  * // qemu ... -chardev socket,id=c0,path=<socketDir>/vhost.0 -device vhost-user-blk-pci,chardev=c0,num-queues=2
+ * // client mode (recommended for hot upgrade): params { ..., "client": true } and QEMU listens:
+ * // qemu ... -chardev socket,id=c0,path=<socketDir>/vhost.0,server=on,wait=off -device vhost-user-blk-pci,chardev=c0
  * import { plugin } from '@blockwork/vhost-blk';
  * plugin.register(container); // registers VhostBlkSubsystem under Tokens.Subsystem
  */
