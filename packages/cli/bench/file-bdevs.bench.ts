@@ -96,7 +96,7 @@ export async function benchFileBdevs(seconds: number, rounds: number): Promise<R
           const off: Row = { ...row, case: `${row.case}, completion polling off`, ours: mean(acc.noPoll), target: undefined };
           printRow(off);
           rows.push(off);
-          notes.push(`${k.kind} QD1 against fio's clat (${clat.toFixed(1)} us) instead: ${(row.ours.lat_avg_us / clat).toFixed(3)}`);
+          notes.push(`${k.kind} ${(row.ours.lat_avg_us / clat).toFixed(3)} (clat ${clat.toFixed(1)} us)`);
         }
       }
     }
@@ -104,11 +104,11 @@ export async function benchFileBdevs(seconds: number, rounds: number): Promise<R
     const oursGain = u('uring').ours.iops / u('aio').ours.iops;
     const fioGain = u('uring').peer.iops / u('aio').peer.iops;
     console.log(`uring/aio at randread QD32: blockwork ${oursGain.toFixed(3)}, fio ${fioGain.toFixed(3)}, ratio ${(oursGain / fioGain).toFixed(3)} (target ≥ 0.9)`);
-    for (const n of notes) console.log(n);
+    console.log(`QD1 against fio's clat instead of lat: ${notes.join(', ')}`);
     record('aio and uring bdevs vs fio', `Same ${SIZE >> 30} GiB file on the root filesystem (${BENCH_FILE}), O_DIRECT, ${seconds} s per run, ${rounds} alternating rounds averaged. ` +
       'Blockwork defaults: uring rings with DEFER_TASKRUN, completion polling at QD ≤ 4 (see bdev-aio.md / bdev-uring.md); the "polling off" rows set BLOCKWORK_IO_SPIN_US=0. ' +
       "fio's avg latency is its total lat (slat + clat), the span `blockwork perf` measures (before the submit call to the callback); its p99 is clat's. " +
-      `Ratios against fio's clat alone: ${notes.join('; ')}. ` +
+      `QD1 ratios against fio's clat alone: ${notes.join(', ')}. ` +
       `uring/aio gain at randread QD32: blockwork ${oursGain.toFixed(3)}, fio ${fioGain.toFixed(3)} → ratio ${(oursGain / fioGain).toFixed(3)} (target ≥ 0.9).`, rows);
     return rows;
   } finally {
