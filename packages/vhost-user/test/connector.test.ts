@@ -32,7 +32,7 @@ t.test('retries until the peer listens, reports the outage once, hands over a wo
   const conn = await got;
   t.teardown(() => conn.close());
   t.same(unreachable, [constants.errno.ENOENT], 'one report for the whole outage');
-  t.ok(info!.attempts > 5, `several attempts (${info!.attempts})`);
+  t.ok(info!.attempts > 1, `several attempts (${info!.attempts})`);
   t.ok(info!.outageMs >= 100, `outage measured (${info!.outageMs} ms)`);
   const server = await srv.next();
   const reply = messages(conn, 1);
