@@ -113,12 +113,16 @@ async function sessionBack(sock: string): Promise<true | undefined> {
   return c.sessions.some((s) => s.started) ? true : undefined;
 }
 
-/** Resolves once the (new) daemon has completed `n` guest I/Os: the guest is not hung. */
-async function guestIo(sock: string, n = 100): Promise<number> {
+async function ioCount(sock: string): Promise<number> {
+  const r = (await rpc(sock, 'bdev_get_iostat', { name: 'aio0' })) as { bdevs: Array<{ num_read_ops: number; num_write_ops: number }> };
+  return r.bdevs[0].num_read_ops + r.bdevs[0].num_write_ops;
+}
+
+/** Resolves once the daemon has completed `n` guest I/Os more than `from` (a new daemon starts at 0): the guest is not hung. */
+async function guestIo(sock: string, n = 100, from = 0): Promise<number> {
   return waitFor('guest I/O on the daemon (a guest waiting for a lost completion or interrupt sends none)', 90_000, async () => {
-    const r = (await rpc(sock, 'bdev_get_iostat', { name: 'aio0' })) as { bdevs: Array<{ num_read_ops: number; num_write_ops: number }> };
-    const ops = r.bdevs[0].num_read_ops + r.bdevs[0].num_write_ops;
-    return ops >= n ? ops : undefined;
+    const ops = await ioCount(sock);
+    return ops >= from + n ? ops : undefined;
   });
 }
 
@@ -221,6 +225,8 @@ async function run(t: Test, mode: 'client' | 'server', cycles: number): Promise<
 
   await guest.waitFor('phase-kill-start');
   const killSeen = await syncTimes(guest, 'kill');
+  // fio takes a moment to start after the clock lines: the first cycle must hit a running job.
+  await guestIo(sock, 500, await ioCount(sock));
   const kills: Cycle[] = [];
   for (let i = 0; i < cycles; i++) {
     await waitFor('the guest session', 60_000, () => sessionBack(sock));
@@ -239,6 +245,7 @@ async function run(t: Test, mode: 'client' | 'server', cycles: number): Promise<
   setFlag(disk, 'stop-kill');
   await upgradeStart;
   const upgradeSeen = await syncTimes(guest, 'upgrade');
+  await guestIo(sock, 500, await ioCount(sock));
   const upgrades: Cycle[] = [];
   const reports: Array<{ old_pid: number; new_pid: number; pause_ms: number | null; drain_ms: number }> = [];
   for (let i = 0; i < cycles; i++) {
