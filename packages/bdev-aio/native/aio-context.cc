@@ -78,6 +78,15 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
       ThrowType(env, "AioContext: submission arrays need depth elements, results as many as slots");
       return;
     }
+    // The arrays live as long as the context (persistent refs) and are never detached; getting their
+    // data once also moves small on-heap arrays off the V8 heap, so the pointers stay valid.
+    ops_ = subOps_.Value().Data();
+    fds_ = subFds_.Value().Data();
+    offsets_ = subOffsets_.Value().Data();
+    slots_ = subSlots_.Value().Data();
+    outSlots_ = compSlots_.Value().Data();
+    outResults_ = compResults_.Value().Data();
+    outCap_ = static_cast<uint32_t>(compSlots_.Value().ElementLength());
     onComplete_ = Napi::Persistent(info[3].As<Napi::Function>());
     asyncCtx_ = new Napi::AsyncContext(env, "BlockworkAioCompletion", Value());
     iocbs_.resize(depth_);
@@ -135,10 +144,10 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
       ThrowType(env, "submit: context destroyed, or range outside depth / iovLists");
       return env.Undefined();
     }
-    const uint8_t* ops = subOps_.Value().Data();
-    const int32_t* fds = subFds_.Value().Data();
-    const double* offsets = subOffsets_.Value().Data();
-    const uint32_t* slots = subSlots_.Value().Data();
+    const uint8_t* ops = ops_;
+    const int32_t* fds = fds_;
+    const double* offsets = offsets_;
+    const uint32_t* slots = slots_;
     for (uint32_t i = start; i < end; i++) {
       uint32_t slot = slots[i];
       if (slot >= depth_ || ops[i] > kFdsync) {
@@ -185,13 +194,17 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     iov.resize(n);
     for (uint32_t j = 0; j < n; j++) {
       Napi::Value e = arr.Get(j);
-      if (!e.IsTypedArray()) {
+      // One napi_get_typedarray_info per buffer: it type-checks and gives the data pointer.
+      napi_typedarray_type type;
+      size_t length = 0;
+      void* data = nullptr;
+      if (napi_get_typedarray_info(env, e, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+          type != napi_uint8_array) {
         ThrowType(env, "submit: every buffer must be a Uint8Array");
         return false;
       }
-      Napi::TypedArray ta = e.As<Napi::TypedArray>();
-      iov[j].iov_base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-      iov[j].iov_len = ta.ByteLength();
+      iov[j].iov_base = data;
+      iov[j].iov_len = length;
     }
     return true;
   }
@@ -310,9 +323,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     Napi::HandleScope scope(env);
     reaping_ = true;
     for (;;) {
-      Napi::Uint32Array slots = compSlots_.Value();
-      Napi::Float64Array results = compResults_.Value();
-      uint32_t n = Reap(slots.Data(), results.Data(), static_cast<uint32_t>(slots.ElementLength()));
+      uint32_t n = Reap(outSlots_, outResults_, outCap_);
       if (n == 0) break;
       inflight_ -= n;
       spinMiss_ = false;
@@ -388,6 +399,13 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
   Napi::Reference<Napi::Uint32Array> subSlots_;
   Napi::Reference<Napi::Uint32Array> compSlots_;
   Napi::Reference<Napi::Float64Array> compResults_;
+  uint8_t* ops_ = nullptr;
+  int32_t* fds_ = nullptr;
+  double* offsets_ = nullptr;
+  uint32_t* slots_ = nullptr;
+  uint32_t* outSlots_ = nullptr;
+  double* outResults_ = nullptr;
+  uint32_t outCap_ = 0;
   Napi::FunctionReference onComplete_;
   Napi::AsyncContext* asyncCtx_ = nullptr;
 };

@@ -164,12 +164,16 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
       }
       for (uint32_t k = 0; rw && k < static_cast<uint32_t>(cnt); k++) {
         Napi::Value v = bufs[static_cast<uint32_t>(first) + k];
-        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        // One napi_get_typedarray_info per buffer: it type-checks and gives the data pointer.
+        napi_typedarray_type type;
+        size_t length = 0;
+        void* data = nullptr;
+        if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+            type != napi_uint8_array) {
           Napi::TypeError::New(env, "submit: bufs must hold Uint8Arrays").ThrowAsJavaScriptException();
           return false;
         }
-        Napi::Uint8Array u = v.As<Napi::Uint8Array>();
-        scratch_.push_back(iovec{u.Data(), u.ByteLength()});
+        scratch_.push_back(iovec{data, length});
       }
     }
     return true;

@@ -43,7 +43,9 @@ t.test('a ring rejects malformed batches with TypeError and stays usable', async
   t.throws(() => ring.submit(1, Float64Array.from([0, 0, 0, 512, 0, 1]), [[1, 2] as unknown as Uint8Array]), TypeError, 'buffer not a Uint8Array');
   t.equal(ring.inflight, 0, 'nothing was queued');
   t.equal(ring.submit(1, Float64Array.from([2, 0, 0, 0, 0, 0]), []), 1, 'an fsync is accepted');
-  await new Promise((r) => setTimeout(r, 50));
+  // An fsync takes tens of ms on a busy disk: wait for the callback (bounded) instead of a fixed sleep.
+  for (let waited = 0; calls === 0 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 20));
   t.equal(calls, 1, 'one completion callback');
   t.equal(ring.inflight, 0);
 });
