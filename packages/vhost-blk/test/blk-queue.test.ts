@@ -1,26 +1,19 @@
 import t from 'tap';
-import { randomUUID } from 'node:crypto';
-import { BdevLayer, io, type IoChannel, MallocBdevModule } from '@blockwork/core';
+import { io, type IoChannel } from '@blockwork/core';
 import { BlkQueue, type BlkQueueContext } from '../src/blk-queue';
-import { type BlkDevice, BlkStatus, BlkType } from '../src/blk-request';
+import { BlkStatus, BlkType } from '../src/blk-request';
+import { MALLOC_DEV, mallocChannel } from './fixtures/malloc-channel';
 import { FakeGuest, GPA } from './fixtures/fake-guest';
 
-function malloc(t: { teardown(fn: () => unknown): void }): IoChannel {
-  const layer = new BdevLayer();
-  new MallocBdevModule(layer).create({ name: 'Malloc0', uuid: randomUUID(), numBlocks: 2048, blockSize: 512, physicalBlockSize: 512, optimalIoBoundary: 0 });
-  const desc = layer.open('Malloc0', true);
-  t.teardown(() => desc.close());
-  return desc.getIoChannel();
-}
 
-const dev: BlkDevice = { blockSize: 512, numBlocks: 2048, readonly: false, flush: true, unmap: true, writeZeroes: true, serial: new Uint8Array(0) };
+const dev = MALLOC_DEV;
 
 function setup(t: { teardown(fn: () => unknown): void }, opts: { eventIdx?: boolean; channel?: IoChannel | null } = {}) {
   const g = new FakeGuest(16);
   const errors: Array<{ reason: string; fatal: boolean }> = [];
   const ctx: BlkQueueContext = {
     dev,
-    channel: opts.channel === undefined ? malloc(t) : opts.channel,
+    channel: opts.channel === undefined ? mallocChannel(t) : opts.channel,
     onGuestError: (_q, reason, fatal) => errors.push({ reason, fatal }),
   };
   let signals = 0;
@@ -127,7 +120,7 @@ t.test('EVENT_IDX: avail_event is armed after draining', async (t) => {
 });
 
 t.test('data written through the queue is on the bdev', async (t) => {
-  const ch = malloc(t);
+  const ch = mallocChannel(t);
   const { g, q } = setup(t, { channel: ch });
   g.post([{ gpa: g.header(BlkType.OUT, 100), len: 16 }, { gpa: g.alloc(512, 0x77), len: 512 }, { gpa: g.alloc(1), len: 1, write: true }]);
   q.process();

@@ -1,19 +1,11 @@
 import t from 'tap';
-import { randomUUID } from 'node:crypto';
-import { BdevLayer, type IoChannel, MallocBdevModule } from '@blockwork/core';
 import { BlkQueue, type BlkQueueContext, type Coalescing, coalescingDelayMs, MAX_IRQ_DELAY_MS } from '../src/blk-queue';
-import { type BlkDevice, BlkStatus, BlkType } from '../src/blk-request';
+import { BlkStatus, BlkType } from '../src/blk-request';
+import { MALLOC_DEV, mallocChannel } from './fixtures/malloc-channel';
 import { FakeGuest } from './fixtures/fake-guest';
 
-const dev: BlkDevice = { blockSize: 512, numBlocks: 2048, readonly: false, flush: true, unmap: true, writeZeroes: true, serial: new Uint8Array(0) };
+const dev = MALLOC_DEV;
 
-function malloc(t: { teardown(fn: () => unknown): void }): IoChannel {
-  const layer = new BdevLayer();
-  new MallocBdevModule(layer).create({ name: 'Malloc0', uuid: randomUUID(), numBlocks: 2048, blockSize: 512, physicalBlockSize: 512, optimalIoBoundary: 0 });
-  const desc = layer.open('Malloc0', true);
-  t.teardown(() => desc.close());
-  return desc.getIoChannel();
-}
 
 t.test("SPDK's rule: delay_base × (rate − threshold) / threshold, nothing at or below the threshold", async (t) => {
   const c: Coalescing = { delayBaseUs: 20, iopsThreshold: 60000 };
@@ -29,7 +21,7 @@ t.test("SPDK's rule: delay_base × (rate − threshold) / threshold, nothing at 
 /** Runs batches of 8 FLUSH requests through a real malloc channel for `ms`; counts batches and call signals. */
 async function drive(t: { teardown(fn: () => unknown): void }, ms: number, coalescing?: Coalescing) {
   const g = new FakeGuest(16);
-  const ctx: BlkQueueContext = { dev, channel: malloc(t), onGuestError: () => {}, coalescing };
+  const ctx: BlkQueueContext = { dev, channel: mallocChannel(t), onGuestError: () => {}, coalescing };
   let signals = 0;
   let lastSignal = 0;
   const q = new BlkQueue(0, g.queue(false), g.mem, ctx, () => {

@@ -1,24 +1,17 @@
 import t from 'tap';
-import { randomUUID } from 'node:crypto';
-import { BdevLayer, type IoCallback, type IoChannel, MallocBdevModule } from '@blockwork/core';
+import { type IoCallback, type IoChannel } from '@blockwork/core';
 import { BlkQueue, type BlkQueueContext, type InflightStep } from '../src/blk-queue';
-import { type BlkDevice, BlkStatus, BlkType } from '../src/blk-request';
+import { BlkStatus, BlkType } from '../src/blk-request';
 import { InflightQueue, inflightQueueBytes, inflightRegionBytes } from '../src/inflight-region';
+import { MALLOC_DEV, mallocChannel } from './fixtures/malloc-channel';
 import { FakeGuest } from './fixtures/fake-guest';
 
 const SIZE = 16;
 const REQUESTS = 4;
 /** Order in which the first process's bdev completes the requests (out of order on purpose). */
 const COMPLETION_ORDER = [2, 0, 1, 3];
-const dev: BlkDevice = { blockSize: 512, numBlocks: 2048, readonly: false, flush: true, unmap: true, writeZeroes: true, serial: new Uint8Array(0) };
+const dev = MALLOC_DEV;
 
-function malloc(t: { teardown(fn: () => unknown): void }): IoChannel {
-  const layer = new BdevLayer();
-  new MallocBdevModule(layer).create({ name: 'Malloc0', uuid: randomUUID(), numBlocks: 2048, blockSize: 512, physicalBlockSize: 512, optimalIoBoundary: 0 });
-  const desc = layer.open('Malloc0', true);
-  t.teardown(() => desc.close());
-  return desc.getIoChannel();
-}
 
 /** A bdev channel that holds every I/O until the test completes it (the first process's device). */
 function heldChannel(): { ch: IoChannel; held: Array<() => void> } {
@@ -100,7 +93,7 @@ async function recoverWorld(t: { teardown(fn: () => unknown): void }, w: World):
   const g = new FakeGuest(SIZE, w.guest);
   const ifq = new InflightQueue(w.region, SIZE);
   // QEMU sends SET_VRING_BASE = used->idx after a backend it lost (vhost_virtqueue_stop's fallback).
-  const q = new BlkQueue(0, g.queue(false, g.usedIdx()), g.mem, ctxOf(malloc(t)), () => undefined, { inflight: ifq });
+  const q = new BlkQueue(0, g.queue(false, g.usedIdx()), g.mem, ctxOf(mallocChannel(t)), () => undefined, { inflight: ifq });
   const rec = ifq.recover(q.vq.ringUsedIdx());
   q.resubmit(rec.heads);
   q.process();
