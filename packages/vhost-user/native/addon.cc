@@ -6,7 +6,6 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("Connection", vhu::DefineConnection(env));
   exports.Set("Listener", vhu::DefineListener(env));
   exports.Set("EventFd", vhu::DefineEventFd(env));
-  exports.Set("connect", Napi::Function::New(env, vhu::Connect));
   exports.Set("connectNonBlocking", Napi::Function::New(env, vhu::ConnectNonBlocking));
   vhu::InitMemory(env, exports);
   vhu::InitGuard(env, exports);

@@ -55,7 +55,6 @@ void InitGuard(Napi::Env env, Napi::Object exports);
 bool GuardAdd(void* base, size_t len);
 void GuardRemove(void* base);
 bool GuardPoisoned(void* base);
-Napi::Value Connect(const Napi::CallbackInfo& info);
 Napi::Value ConnectNonBlocking(const Napi::CallbackInfo& info);
 
 constexpr size_t kHeaderSize = 12;

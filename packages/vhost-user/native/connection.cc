@@ -266,25 +266,6 @@ class Connection : public Napi::ObjectWrap<Connection> {
 
 Napi::Function DefineConnection(Napi::Env env) { return Connection::Define(env); }
 
-// connect(path) -> fd of a connected non-blocking socket; throws {errno, syscall}.
-Napi::Value Connect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "connect(path: string)");
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return ThrowSyscall(env, ENAMETOOLONG, "connect");
-  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ThrowSyscall(env, errno, "socket");
-  // Blocking connect: on AF_UNIX it completes at once unless the listener's backlog is full.
-  int rc;
-  do rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr); while (rc < 0 && errno == EINTR);
-  if (rc < 0) { int e = errno; ::close(fd); return ThrowSyscall(env, e, "connect"); }
-  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) { int e = errno; ::close(fd); return ThrowSyscall(env, e, "fcntl"); }
-  return Napi::Number::New(env, fd);
-}
-
 // connectNonBlocking(path): a non-blocking connect for a back end in client mode that retries every
 // few ms. Expected failures are returned, not thrown: fd >= 0, or -errno (ENOENT, ECONNREFUSED: no
 // listener yet; EAGAIN: the listener's backlog is full). On AF_UNIX a non-blocking connect never

@@ -1,3 +1,4 @@
+import { Errno, strerror } from '@blockwork/core';
 import { vhostUserError } from './errors';
 import { isSyscallError, type NativeConnection, type NativeListener, vhostUserNative } from './native';
 import { VHOST_USER_HEADER_SIZE, VHOST_USER_MAX_FDS } from './protocol';
@@ -35,16 +36,21 @@ export class VhostUserConnection {
   onClose: (err?: Error) => void = () => {};
   private n: NativeConnection | null;
 
-  /** Connects to a listening vhost-user socket (a back end). Rejects with VHOST_USER_CONNECT_FAILED carrying the errno. */
-  static async connect(path: string): Promise<VhostUserConnection> {
-    checkPath(path);
-    let fd: number;
-    try {
-      fd = vhostUserNative().connect(path);
-    } catch (e) {
-      throw vhostUserError('VHOST_USER_CONNECT_FAILED', `cannot connect to vhost-user socket ${path}: ${(e as Error).message}`, { errno: isSyscallError(e) ? e.errno : undefined, cause: e });
+  /**
+   * Connects to a listening vhost-user socket (a back end) without blocking the event loop: a full
+   * listen backlog (EAGAIN) is retried every 5 ms for up to `backlogWaitMs`. Rejects with
+   * VHOST_USER_CONNECT_FAILED carrying the errno (ENOENT, ECONNREFUSED, EAGAIN after the wait...).
+   */
+  static async connect(path: string, backlogWaitMs = 1000): Promise<VhostUserConnection> {
+    const deadline = Date.now() + backlogWaitMs;
+    for (;;) {
+      const r = VhostUserConnection.tryConnect(path);
+      if (typeof r !== 'number') return r;
+      if (r !== Errno.EAGAIN || Date.now() >= deadline) {
+        throw vhostUserError('VHOST_USER_CONNECT_FAILED', `cannot connect to vhost-user socket ${path}: ${strerror(r)}${r === Errno.EAGAIN ? ` (listen backlog still full after ${backlogWaitMs} ms)` : ''}`, { errno: r });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    return new VhostUserConnection(fd);
   }
 
   /**

@@ -12,8 +12,6 @@ export interface VhostUserNative {
   Listener: new (path: string, mode: number, onConnection: (fd: number) => void) => NativeListener;
   /** fd < 0 creates a non-blocking eventfd; otherwise wraps (and owns) the given fd. */
   EventFd: new (fd: number) => NativeEventFd;
-  /** Connected non-blocking socket fd; throws an Error with `errno` and `syscall`. */
-  connect(path: string): number;
   /** Non-blocking connect: a connected non-blocking fd, or -errno (ENOENT/ECONNREFUSED/EAGAIN...). Throws only a TypeError. */
   connectNonBlocking(path: string): number;
   mmap(fd: number, size: number, offset: number, writable: boolean): ArrayBuffer;

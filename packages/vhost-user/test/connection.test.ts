@@ -1,9 +1,17 @@
 import t, { type Test } from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
 import { statSync, existsSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { closeFd, encodeMemoryTable, encodeU64, memfdCreate, mmapFd, VhostUserConnection, VhostUserFlags, VhostUserListener, VhostUserRequest } from '../src';
 import { closed, frame, messages, serve, sockDir } from './fixtures/sockets';
+
+/** Skip reason when python3 is missing (CI installs it; there the test must run). */
+function whichPython(): string | false {
+  if (spawnSync('python3', ['-c', '0']).status === 0) return false;
+  if (process.env.CI === 'true') throw new Error('python3 is required under CI=true (apt-get install python3)');
+  return 'python3 not installed (apt-get install python3)';
+}
 
 function raw(t: Test, path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -161,4 +169,46 @@ t.test('more than 8 fds cannot be sent', async (t) => {
   const c = await VhostUserConnection.connect(path);
   t.teardown(() => c.close());
   t.throws(() => c.send(1, 1, new Uint8Array(0), [0, 0, 0, 0, 0, 0, 0, 0, 0]), { code: 'VHOST_USER_PAYLOAD' });
+});
+
+/** A listener (python3: Node accepts at once) whose backlog is full until it starts accepting after `holdMs`. */
+function fullBacklog(t: Test, path: string, holdMs: number): Promise<void> {
+  const py = `
+import socket, sys, time
+p, hold = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(0)
+fill = []
+while True:
+    c = socket.socket(socket.AF_UNIX); c.setblocking(False)
+    try: c.connect(p); fill.append(c)
+    except BlockingIOError: break
+print('full', len(fill), flush=True)
+time.sleep(hold)
+s.setblocking(False)
+end = time.time() + 5
+while time.time() < end:
+    try: s.accept()
+    except BlockingIOError: time.sleep(0.005)
+`;
+  const child = spawn('python3', ['-c', py, path, String(holdMs / 1000)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill());
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('error', reject);
+  });
+}
+
+t.test('connect waits out a full listen backlog without blocking the event loop', { skip: whichPython() }, async (t) => {
+  const dir = sockDir(t);
+  await fullBacklog(t, join(dir, 'busy'), 300);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  const t0 = Date.now();
+  const c = await VhostUserConnection.connect(join(dir, 'busy'));
+  clearInterval(timer);
+  c.close();
+  t.ok(Date.now() - t0 >= 200, `connected once the listener accepted (${Date.now() - t0} ms)`);
+  t.ok(ticks >= 10, `the event loop kept running meanwhile (${ticks} timer ticks)`);
+  await fullBacklog(t, join(dir, 'stuck'), 5000);
+  await t.rejects(VhostUserConnection.connect(join(dir, 'stuck'), 50), { code: 'VHOST_USER_CONNECT_FAILED', errno: 11, message: /backlog still full after 50 ms/ });
 });
