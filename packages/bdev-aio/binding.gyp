@@ -3,7 +3,7 @@
     {
       "target_name": "blockwork_aio",
       "sources": ["native/addon.cc", "native/aio-context.cc", "native/file-ops.cc"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<!(node -p \"require('path').join(require('path').dirname(require.resolve('@blockwork/core/package.json')), 'native', 'include')\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall"]
     }

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common.h"
-#include "spin.h"
+#include <blockwork/spin.h>
 
 namespace blockwork_aio {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "ring.h"
-#include "spin.h"
+#include <blockwork/spin.h>
 
 namespace blockwork {
 
