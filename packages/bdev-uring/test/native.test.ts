@@ -75,26 +75,34 @@ t.test('spinning at QD1 reaps completions without epoll and delivers the right d
     const buf = allocAligned(4096, 4096);
     const seen: number[] = [];
     let bad = 0;
-    let ring: UringRing;
+    let ring!: UringRing;
     const desc = new Float64Array(6);
     const submit = (k: number): void => {
       desc.set([RingOp.READ, 0, (k % 16) * 4096, 4096, 0, 1]);
       if (ring.submit(1, desc, [buf]) !== 1) bad++;
     };
-    await new Promise<void>((resolve) => {
-      ring = new (uringNative().UringRing)(fd, 8, ids, results, (n: number) => {
-        if (n !== 1 || results[0] !== 4096) bad++;
-        seen.push(buf[0]);
-        if (seen.length === 64) resolve();
-        else submit(seen.length);
-      }, opts);
-      submit(0);
-    });
+    // On a loaded machine (CI runs QEMU guests beside this) spinning can miss or be suspended for
+    // a whole chain of 64; chains continue, bounded, until a spin has hit.
+    const spinHit = (): boolean => opts.spinUs === 0 || ring.spinStats.hits > 0;
+    let chainEnd: () => void = () => {};
+    ring = new (uringNative().UringRing)(fd, 8, ids, results, (n: number) => {
+      if (n !== 1 || results[0] !== 4096) bad++;
+      seen.push(buf[0]);
+      if (seen.length % 64 === 0) chainEnd();
+      else submit(seen.length);
+    }, opts);
+    for (let round = 0; round === 0 || (!spinHit() && round < 20); round++) {
+      if (round > 0) await new Promise((r) => setTimeout(r, 110)); // past a contention pause
+      await new Promise<void>((resolve) => {
+        chainEnd = resolve;
+        submit(seen.length);
+      });
+    }
     const stats = ring!.spinStats;
     ring!.close();
     const what = JSON.stringify(opts);
     t.equal(bad, 0, `one full 4 KiB completion per callback ${what}`);
-    t.same(seen, Array.from({ length: 64 }, (_, i) => (i % 16) + 1), `each read returns its block ${what}`);
+    t.same(seen, Array.from({ length: seen.length }, (_, i) => (i % 16) + 1), `each read returns its block ${what}`);
     if (opts.spinUs > 0) t.ok(stats.hits > 0, `spins saw completions (${stats.hits} hits, ${stats.misses} misses) ${what}`);
     else t.same(stats, { hits: 0, misses: 0, contended: 0 }, 'spinUs 0 never spins');
   }
