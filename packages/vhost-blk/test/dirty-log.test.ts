@@ -2,12 +2,13 @@ import t from 'tap';
 import { join } from 'node:path';
 import {
   closeFd, decodeU64, encodeLog, encodeMemoryTable, encodeU64, encodeVringAddr, encodeVringFd, encodeVringState, EventFd, memfdCreate,
-  mmapFd, VHOST_VRING_F_LOG, VhostUserConnection, type VhostUserMessage, VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R,
+  mmapFd, VHOST_VRING_F_LOG, VhostUserFlags, VhostUserProtocolFeature, VhostUserRequest as R,
   VirtioFeature,
 } from '@blockwork/vhost-user';
 import { BlkType } from '../src/blk-request';
 import { DirtyLog, dirtyLogBytesFor } from '../src/dirty-log';
 import { startDaemon } from './fixtures/daemon';
+import { Front } from './fixtures/raw-front';
 import { FakeGuest, GPA, MEM_SIZE, UVA } from './fixtures/fake-guest';
 
 const V = VhostUserFlags.VERSION;
@@ -20,28 +21,6 @@ const EVENT_IDX = bit(VirtioFeature.RING_EVENT_IDX);
 const LOG_BYTES = dirtyLogBytesFor(GPA + MEM_SIZE) * 2;
 const LOG_OFFSET = 128;
 
-/** A front end over a raw vhost-user connection: replies in order, close detection. */
-class Front {
-  private replies: Array<(m: VhostUserMessage) => void> = [];
-  readonly closed: Promise<void>;
-  constructor(readonly c: VhostUserConnection) {
-    c.onMessage = (m) => this.replies.shift()?.(m);
-    this.closed = new Promise((r) => (c.onClose = () => r()));
-  }
-  static async open(t: { teardown(fn: () => unknown): void }, path: string): Promise<Front> {
-    const f = new Front(await VhostUserConnection.connect(path));
-    t.teardown(() => f.c.close());
-    return f;
-  }
-  send(req: number, payload: Uint8Array = Buffer.alloc(0), fds: number[] = [], flags: number = V): void {
-    this.c.send(req, flags, payload, fds);
-  }
-  ask(req: number, payload: Uint8Array = Buffer.alloc(0), fds: number[] = [], flags: number = V): Promise<VhostUserMessage> {
-    const p = new Promise<VhostUserMessage>((r) => this.replies.push(r));
-    this.send(req, payload, fds, flags);
-    return p;
-  }
-}
 
 type T = { teardown(fn: () => unknown): void };
 

@@ -2,39 +2,18 @@ import t from 'tap';
 import { join } from 'node:path';
 import {
   closeFd, decodeConfig, decodeInflight, decodeU64, encodeInflight, decodeVirtioBlkConfig, encodeConfig, encodeMemoryTable, encodeU64, encodeVringAddr, encodeVringFd,
-  encodeVringState, EventFd, memfdCreate, mmapFd, VhostUserConnection, type VhostUserMessage, VhostUserFlags, VhostUserRequest as R,
+  encodeVringState, EventFd, memfdCreate, mmapFd, VhostUserFlags, VhostUserRequest as R,
   VhostUserProtocolFeature, VirtioBlkFeature, VirtioFeature,
 } from '@blockwork/vhost-user';
 import { InflightQueue, inflightQueueBytes, inflightRegionBytes } from '../src/inflight-region';
 import { BlkType } from '../src/blk-request';
 import { startDaemon } from './fixtures/daemon';
+import { Front } from './fixtures/raw-front';
 import { FakeGuest, GPA, MEM_SIZE, UVA } from './fixtures/fake-guest';
 
 const malloc = { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 2048, block_size: 512 } };
 const V = VhostUserFlags.VERSION;
 
-/** A minimal front end over a raw vhost-user connection: request/reply in order, close detection. */
-class Front {
-  private replies: Array<(m: VhostUserMessage) => void> = [];
-  closed: Promise<void>;
-  constructor(readonly c: VhostUserConnection) {
-    c.onMessage = (m) => this.replies.shift()?.(m);
-    this.closed = new Promise((r) => (c.onClose = () => r()));
-  }
-  static async open(t: { teardown(fn: () => unknown): void }, path: string): Promise<Front> {
-    const f = new Front(await VhostUserConnection.connect(path));
-    t.teardown(() => f.c.close());
-    return f;
-  }
-  send(req: number, payload: Uint8Array = Buffer.alloc(0), fds: number[] = [], flags: number = V): void {
-    this.c.send(req, flags, payload, fds);
-  }
-  ask(req: number, payload: Uint8Array = Buffer.alloc(0), fds: number[] = [], flags: number = V): Promise<VhostUserMessage> {
-    const p = new Promise<VhostUserMessage>((r) => this.replies.push(r));
-    this.send(req, payload, fds, flags);
-    return p;
-  }
-}
 
 async function daemonWithController(t: { teardown(fn: () => unknown): void }) {
   const { d, dir } = await startDaemon(t, { subsystems: [{ subsystem: 'bdev', config: [malloc] }] });
