@@ -26,14 +26,6 @@ const GAP_MS = 2;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function rpc(sock: string, method: string, params?: unknown): Promise<unknown> {
-  const c = await RpcClient.connect(sock);
-  try {
-    return await c.call(method, params);
-  } finally {
-    c.close();
-  }
-}
 
 async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined> | T | undefined): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -147,7 +139,7 @@ t.test(`bdev_virtio (reconnect_ms 5) at QD32 follows ${KILLS} SIGKILL+restarts a
     closeSync(out);
     const exited = new Promise<never>((_, reject) => c.once('exit', (code) => reject(new Error(`the daemon exited (${code}) before answering; see ${logFile}`))));
     exited.catch(() => {});
-    await Promise.race([exited, until('the daemon to answer', 60_000, () => rpc(sock, 'spdk_get_version'))]);
+    await Promise.race([exited, until('the daemon to answer', 60_000, () => RpcClient.callOnce(sock, 'spdk_get_version'))]);
     return c;
   };
   t.teardown(() => {

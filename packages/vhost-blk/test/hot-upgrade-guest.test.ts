@@ -88,14 +88,6 @@ echo all-done
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function rpc(sock: string, method: string, params?: unknown): Promise<unknown> {
-  const c = await RpcClient.connect(sock);
-  try {
-    return await c.call(method, params);
-  } finally {
-    c.close();
-  }
-}
 
 async function waitFor<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -109,12 +101,12 @@ async function waitFor<T>(what: string, timeoutMs: number, f: () => Promise<T | 
 
 /** Started sessions on vhost.0 (undefined while the daemon does not answer or none started). */
 async function sessionBack(sock: string): Promise<true | undefined> {
-  const [c] = (await rpc(sock, 'vhost_get_controllers', { name: 'vhost.0' })) as Array<{ sessions: Array<{ started: boolean }> }>;
+  const [c] = (await RpcClient.callOnce(sock, 'vhost_get_controllers', { name: 'vhost.0' })) as Array<{ sessions: Array<{ started: boolean }> }>;
   return c.sessions.some((s) => s.started) ? true : undefined;
 }
 
 async function ioCount(sock: string): Promise<number> {
-  const r = (await rpc(sock, 'bdev_get_iostat', { name: 'aio0' })) as { bdevs: Array<{ num_read_ops: number; num_write_ops: number }> };
+  const r = (await RpcClient.callOnce(sock, 'bdev_get_iostat', { name: 'aio0' })) as { bdevs: Array<{ num_read_ops: number; num_write_ops: number }> };
   return r.bdevs[0].num_read_ops + r.bdevs[0].num_write_ops;
 }
 
@@ -204,7 +196,7 @@ async function run(t: Test, mode: 'client' | 'server', cycles: number): Promise<
     const out = openSync(logFile, 'a');
     const c = spawn(process.execPath, [BIN, 'start', '--config', config, '--state-file', state, '--rpc-socket', sock, '--socket-dir', dir, '--run-dir', dir, '--log-level', 'info'], { stdio: ['ignore', out, out] });
     closeSync(out);
-    await waitFor('the daemon to listen', 60_000, async () => (c.exitCode === null ? rpc(sock, 'spdk_get_version') : Promise.reject(new Error('exited'))));
+    await waitFor('the daemon to listen', 60_000, async () => (c.exitCode === null ? RpcClient.callOnce(sock, 'spdk_get_version') : Promise.reject(new Error('exited'))));
     return c;
   };
   t.teardown(() => {

@@ -45,14 +45,6 @@ async function until<T>(what: string, timeoutMs: number, stepMs: number, f: () =
   }
 }
 
-async function callOnce(sock: string, method: string, params?: unknown): Promise<unknown> {
-  const c = await RpcClient.connect(sock);
-  try {
-    return await c.call(method, params);
-  } finally {
-    c.close();
-  }
-}
 
 /**
  * Whether `pid` still runs. A zombie counts as gone: the old daemon was started detached by an
@@ -76,7 +68,7 @@ function alive(pid: number): boolean {
 /** Started sessions per controller (empty when the vhost-blk plugin is not loaded). */
 async function startedSessions(sock: string): Promise<Record<string, number>> {
   try {
-    const ctrls = (await callOnce(sock, 'vhost_get_controllers')) as Array<{ ctrlr: string; sessions: Array<{ started: boolean }> }>;
+    const ctrls = (await RpcClient.callOnce(sock, 'vhost_get_controllers')) as Array<{ ctrlr: string; sessions: Array<{ started: boolean }> }>;
     return Object.fromEntries(ctrls.map((c) => [c.ctrlr, c.sessions.filter((s) => s.started).length]));
   } catch {
     return {};
@@ -84,7 +76,7 @@ async function startedSessions(sock: string): Promise<Record<string, number>> {
 }
 
 async function version(sock: string): Promise<string> {
-  return ((await callOnce(sock, 'spdk_get_version')) as { version: string }).version;
+  return ((await RpcClient.callOnce(sock, 'spdk_get_version')) as { version: string }).version;
 }
 
 interface UpgradeArgs {
@@ -103,7 +95,7 @@ export async function runUpgrade(a: UpgradeArgs): Promise<UpgradeReport> {
   const oldVersion = await version(sock);
   const sessions = await startedSessions(sock);
   const t0 = Date.now();
-  const h = (await callOnce(sock, 'framework_upgrade_prepare', { state_file: a['state-file'], timeout_ms: a['timeout-ms'] })) as Handover;
+  const h = (await RpcClient.callOnce(sock, 'framework_upgrade_prepare', { state_file: a['state-file'], timeout_ms: a['timeout-ms'] })) as Handover;
   await until('the old daemon to release the RPC socket', 5000, 5, async () => (existsSync(sock) ? undefined : true));
   // The CLI on disk now (possibly newer than the running daemon's) starts the new daemon.
   const bin = join(__dirname, '../../../bin/blockwork.js');

@@ -23,6 +23,16 @@ export class RpcClient {
     socket.on('error', (e) => this.failAll(e));
   }
 
+  /** One call on a connection of its own (opened, then closed whatever the outcome). */
+  static async callOnce(path: string, method: string, params?: unknown): Promise<unknown> {
+    const c = await RpcClient.connect(path);
+    try {
+      return await c.call(method, params);
+    } finally {
+      c.close();
+    }
+  }
+
   static connect(path: string): Promise<RpcClient> {
     return new Promise((resolve, reject) => {
       const s = connect(path);
