@@ -116,10 +116,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     uv_poll_start(poll_, UV_READABLE, OnPoll);
     // Idle contexts must not keep the process alive; Submit refs the handle while I/O is in flight.
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    idle_ = new uv_idle_t;
-    uv_idle_init(loop, idle_);
-    idle_->data = this;
-    uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
+    spinner_.Init(loop, this);
     open_ = true;
   }
 
@@ -178,7 +175,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     if (rc > 0) {
       if (inflight_ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
       inflight_ += static_cast<uint32_t>(rc);
-      UpdateSpin();
+      spinner_.Update();
     }
     return Napi::Number::New(env, static_cast<double>(rc));
   }
@@ -247,7 +244,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     ssize_t unused = read(self->efd_, &count, sizeof count);
     (void)unused;
     self->Drain();
-    if (self->open_) self->UpdateSpin();
+    if (self->open_) self->spinner_.Update();
   }
 
   // setSpin(us, maxInflight): busy-wait up to `us` for a completion while 1..maxInflight are in flight.
@@ -258,8 +255,8 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     }
     double us = info[0].As<Napi::Number>().DoubleValue();
     // Spinning needs the user-space ring; io_getevents would be a syscall per probe.
-    spin_.Configure(useRing_ && us > 0 ? static_cast<uint64_t>(us * 1000) : 0, info[1].As<Napi::Number>().Uint32Value());
-    if (open_) UpdateSpin();
+    spinner_.policy.Configure(useRing_ && us > 0 ? static_cast<uint64_t>(us * 1000) : 0, info[1].As<Napi::Number>().Uint32Value());
+    if (open_) spinner_.Update();
     return info.Env().Undefined();
   }
 
@@ -268,53 +265,16 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     return ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
   }
 
-  // An idle handle runs while spinning is wanted: it keeps the loop from sleeping (poll timeout 0)
-  // and, once per loop turn, busy-waits for completions and delivers them for at most session_ns.
-  void UpdateSpin() {
-    bool want = !spinMiss_ && spin_.Wanted(inflight_, uv_hrtime());
-    if (want == spinning_) return;
-    spinning_ = want;
-    if (want) uv_idle_start(idle_, OnIdle);
-    else uv_idle_stop(idle_);
-  }
-
-  static void OnIdle(uv_idle_t* h) {
-    auto* self = static_cast<AioContext*>(h->data);
-    if (self != nullptr && self->open_) self->SpinSession();
-  }
-
-  void SpinSession() {
-    uint64_t now = uv_hrtime();
-    const uint64_t start = now, cpu0 = blockwork::ThreadCpuNs();
-    const uint64_t end = now + spin_.session_ns;
-    bool delivered = false;
-    while (open_ && !teardownPending_ && spin_.Wanted(inflight_, now)) {
-      const uint64_t t0 = now;
-      if (!blockwork::SpinUntil([this] { return RingPending(); }, t0 + spin_.Budget())) {
-        // Timed out: sleep in epoll until the eventfd says the completion is there.
-        spin_.Miss(uv_hrtime());
-        spinMiss_ = true;
-        break;
-      }
-      spin_.Hit(uv_hrtime() - t0);
-      Drain();
-      delivered = true;
-      now = uv_hrtime();
-      if (now >= end) break;
-    }
-    if (!open_) return;
-    now = uv_hrtime();
-    spin_.EndPass(now - start, blockwork::ThreadCpuNs() - cpu0, now);
-    if (delivered && !teardownPending_) {
-      // Each reaped completion also bumped the eventfd; clear it so epoll does not wake for them.
-      // The kernel writes an event to the ring before signalling, so one that lands after the
-      // last reap is either seen by this recheck or signals again after the read.
-      uint64_t v;
-      ssize_t unused = read(efd_, &v, sizeof v);
-      (void)unused;
-      if (RingPending()) Drain();
-    }
-    if (open_) UpdateSpin();
+  // IdleSpinner's owner interface (spin.h).
+  friend class blockwork::IdleSpinner<AioContext>;
+  unsigned SpinInflight() const { return inflight_; }
+  bool SpinAlive() const { return open_ && !teardownPending_; }
+  bool SpinPending() const { return RingPending(); }
+  void SpinDeliver() { Drain(); }
+  void SpinClearSignal() {
+    uint64_t v;
+    ssize_t unused = read(efd_, &v, sizeof v);
+    (void)unused;
   }
 
   // Reaps and calls back per batch until the ring is empty.
@@ -326,7 +286,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
       uint32_t n = Reap(outSlots_, outResults_, outCap_);
       if (n == 0) break;
       inflight_ -= n;
-      spinMiss_ = false;
+      spinner_.CompletionSeen();
       if (inflight_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
       onComplete_.MakeCallback(Value(), {Napi::Number::New(env, n)}, *asyncCtx_);
       if (env.IsExceptionPending()) {
@@ -355,11 +315,7 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
     uv_poll_stop(poll_);
     uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     poll_ = nullptr;
-    idle_->data = nullptr;
-    uv_idle_stop(idle_);
-    uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
-    idle_ = nullptr;
-    spinning_ = false;
+    spinner_.Close();
     syscall(SYS_io_destroy, ctx_);
     close(efd_);
     efd_ = -1;
@@ -370,19 +326,16 @@ class AioContext : public Napi::ObjectWrap<AioContext> {
   Napi::Value UsesRing(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), useRing_); }
   Napi::Value SpinStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spin_.hits_total)));
-    o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spin_.misses_total)));
-    o.Set("contended", Napi::Number::New(info.Env(), static_cast<double>(spin_.contended_total)));
+    o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spinner_.policy.hits_total)));
+    o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spinner_.policy.misses_total)));
+    o.Set("contended", Napi::Number::New(info.Env(), static_cast<double>(spinner_.policy.contended_total)));
     return o;
   }
 
   aio_context_t ctx_ = 0;
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
-  uv_idle_t* idle_ = nullptr;
-  blockwork::SpinPolicy spin_;
-  bool spinning_ = false;
-  bool spinMiss_ = false;  // the last spin timed out: wait for the eventfd before spinning again
+  blockwork::IdleSpinner<AioContext> spinner_;
   uint32_t depth_ = 0;
   uint32_t inflight_ = 0;
   bool open_ = false;

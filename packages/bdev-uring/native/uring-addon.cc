@@ -74,7 +74,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
       Napi::Object o = info[5].As<Napi::Object>();
       if (o.Get("plain").ToBoolean()) best = kPlain;
       Napi::Value us = o.Get("spinUs"), qd = o.Get("spinMaxInflight");
-      spin_.Configure(us.IsNumber() ? static_cast<uint64_t>(std::max(0.0, us.As<Napi::Number>().DoubleValue()) * 1000) : 0,
+      spinner_.policy.Configure(us.IsNumber() ? static_cast<uint64_t>(std::max(0.0, us.As<Napi::Number>().DoubleValue()) * 1000) : 0,
                       qd.IsNumber() ? qd.As<Napi::Number>().Uint32Value() : 0);
     }
     const char* syscall = "io_uring_setup";
@@ -92,10 +92,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     uv_poll_start(poll_, UV_READABLE, OnPoll);
     // Idle rings must not keep the process alive; Submit refs the handle while I/O is in flight.
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    idle_ = new uv_idle_t;
-    uv_idle_init(loop, idle_);
-    idle_->data = this;
-    uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
+    spinner_.Init(loop, this);
     napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "blockwork:uring"), &async_);
     iovs_.resize(ring_.sq_entries);
   }
@@ -107,9 +104,9 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
   Napi::Value Inflight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inflight_); }
   Napi::Value SpinStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spin_.hits_total)));
-    o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spin_.misses_total)));
-    o.Set("contended", Napi::Number::New(info.Env(), static_cast<double>(spin_.contended_total)));
+    o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(spinner_.policy.hits_total)));
+    o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(spinner_.policy.misses_total)));
+    o.Set("contended", Napi::Number::New(info.Env(), static_cast<double>(spinner_.policy.contended_total)));
     return o;
   }
   Napi::Value Mode(const Napi::CallbackInfo& info) {
@@ -146,7 +143,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     }
     inflight_ += n;
     UpdateRef();
-    UpdateSpin();
+    spinner_.Update();
     return Napi::Number::New(env, n);
   }
 
@@ -222,56 +219,19 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
     // signalled without that flag.
     self->force_getevents_ = true;
     self->Reap();
-    self->UpdateSpin();
+    self->spinner_.Update();
   }
 
-  // An idle handle runs while spinning is wanted: it keeps the loop from sleeping (poll timeout 0)
-  // and, once per loop turn, busy-waits for completions and delivers them for at most session_ns.
-  void UpdateSpin() {
-    if (idle_ == nullptr) return;
-    bool want = !spin_miss_ && spin_.Wanted(inflight_, uv_hrtime());
-    if (want == spinning_) return;
-    spinning_ = want;
-    if (want) uv_idle_start(idle_, OnIdle);
-    else uv_idle_stop(idle_);
-  }
-
-  static void OnIdle(uv_idle_t* h) {
-    auto* self = static_cast<UringRing*>(h->data);
-    if (self != nullptr) self->SpinSession();
-  }
-
-  void SpinSession() {
-    uint64_t now = uv_hrtime();
-    const uint64_t start = now, cpu0 = blockwork::ThreadCpuNs();
-    const uint64_t end = now + spin_.session_ns;
-    bool delivered = false;
-    while (ring_.fd >= 0 && spin_.Wanted(inflight_, now)) {
-      const uint64_t t0 = now;
-      if (!SpinUntil([this] { return RingWorkPending(&ring_); }, t0 + spin_.Budget())) {
-        // Timed out: sleep in epoll until the eventfd says the completion is there.
-        spin_.Miss(uv_hrtime());
-        spin_miss_ = true;
-        break;
-      }
-      spin_.Hit(uv_hrtime() - t0);
-      Reap();
-      delivered = true;
-      now = uv_hrtime();
-      if (now >= end) break;
-    }
-    if (ring_.fd < 0) return;
-    now = uv_hrtime();
-    spin_.EndPass(now - start, ThreadCpuNs() - cpu0, now);
-    if (delivered) {
-      // Completions reaped here also bumped the eventfd; clear it so epoll does not wake for them.
-      // Work queued after our last enter is still seen: the recheck below, or a fresh signal.
-      uint64_t v;
-      ssize_t r = read(efd_, &v, sizeof v);
-      (void)r;
-      if (RingWorkPending(&ring_)) Reap();
-    }
-    UpdateSpin();
+  // IdleSpinner's owner interface (spin.h).
+  friend class blockwork::IdleSpinner<UringRing>;
+  unsigned SpinInflight() const { return inflight_; }
+  bool SpinAlive() const { return ring_.fd >= 0; }
+  bool SpinPending() const { return RingWorkPending(&ring_); }
+  void SpinDeliver() { Reap(); }
+  void SpinClearSignal() {
+    uint64_t v;
+    ssize_t r = read(efd_, &v, sizeof v);
+    (void)r;
   }
 
   void Reap() {
@@ -293,7 +253,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
       __atomic_store_n(ring_.cq_head, head, __ATOMIC_RELEASE);
       inflight_ -= static_cast<unsigned>(n);
       if (ring_.unsubmitted > 0) RingSubmit(&ring_);
-      spin_miss_ = false;
+      spinner_.CompletionSeen();
       UpdateRef();
       napi_value argv = Napi::Number::New(env_, static_cast<double>(n));
       napi_value global;
@@ -324,13 +284,7 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
   }
 
   void Shutdown() {
-    if (idle_ != nullptr) {
-      idle_->data = nullptr;
-      uv_idle_stop(idle_);
-      uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
-      idle_ = nullptr;
-      spinning_ = false;
-    }
+    spinner_.Close();
     if (poll_ != nullptr) {
       poll_->data = nullptr;
       uv_poll_stop(poll_);
@@ -350,11 +304,8 @@ class UringRing : public Napi::ObjectWrap<UringRing> {
   int fd_ = -1;
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
-  uv_idle_t* idle_ = nullptr;
-  SpinPolicy spin_;
-  bool spinning_ = false;
-  bool spin_miss_ = false;
-  bool force_getevents_ = false;  // the last spin timed out: wait for the eventfd before spinning again
+  blockwork::IdleSpinner<UringRing> spinner_;
+  bool force_getevents_ = false;  // the eventfd fired: enter with GETEVENTS even without IORING_SQ_TASKRUN
   napi_async_context async_ = nullptr;
   Napi::FunctionReference cb_;
   Napi::Reference<Napi::Uint32Array> ids_ref_;

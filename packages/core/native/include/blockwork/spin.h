@@ -83,4 +83,92 @@ bool SpinUntil(F ready, uint64_t deadline) {
   }
 }
 
+// Runs polling sessions from a uv_idle handle while SpinPolicy wants them. The owner (an addon's
+// completion context) provides:
+//   unsigned SpinInflight()  I/Os in flight
+//   bool SpinAlive()         open, and not tearing down
+//   bool SpinPending()       a completion is ready (checked without a system call)
+//   void SpinDeliver()       reaps and calls back (may tear the owner down)
+//   void SpinClearSignal()   resets the completion eventfd
+template <typename Owner>
+class IdleSpinner {
+ public:
+  SpinPolicy policy;
+
+  // The handle does not keep the loop alive; the owner's eventfd poll does while I/O is in flight.
+  void Init(uv_loop_t* loop, Owner* owner) {
+    owner_ = owner;
+    idle_ = new uv_idle_t;
+    uv_idle_init(loop, idle_);
+    idle_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
+  }
+
+  // A completion arrived through the eventfd: polling may resume after a timed-out wait.
+  void CompletionSeen() { missed_ = false; }
+
+  // Starts or stops the idle handle: it keeps the loop from sleeping (poll timeout 0) while it runs.
+  void Update() {
+    if (idle_ == nullptr) return;
+    bool want = !missed_ && policy.Wanted(owner_->SpinInflight(), uv_hrtime());
+    if (want == running_) return;
+    running_ = want;
+    if (want) uv_idle_start(idle_, OnIdle);
+    else uv_idle_stop(idle_);
+  }
+
+  void Close() {
+    if (idle_ == nullptr) return;
+    idle_->data = nullptr;
+    uv_idle_stop(idle_);
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+    idle_ = nullptr;
+    running_ = false;
+  }
+
+ private:
+  static void OnIdle(uv_idle_t* h) {
+    auto* self = static_cast<IdleSpinner*>(h->data);
+    if (self != nullptr && self->owner_->SpinAlive()) self->Session();
+  }
+
+  // Once per loop turn: busy-waits for completions and delivers them, for at most session_ns.
+  void Session() {
+    Owner* o = owner_;
+    uint64_t now = uv_hrtime();
+    const uint64_t start = now, cpu0 = ThreadCpuNs();
+    const uint64_t end = now + policy.session_ns;
+    bool delivered = false;
+    while (o->SpinAlive() && policy.Wanted(o->SpinInflight(), now)) {
+      const uint64_t t0 = now;
+      if (!SpinUntil([o] { return o->SpinPending(); }, t0 + policy.Budget())) {
+        // Timed out: sleep in epoll until the eventfd says the completion is there.
+        policy.Miss(uv_hrtime());
+        missed_ = true;
+        break;
+      }
+      policy.Hit(uv_hrtime() - t0);
+      o->SpinDeliver();
+      delivered = true;
+      now = uv_hrtime();
+      if (now >= end) break;
+    }
+    if (!o->SpinAlive()) return;
+    now = uv_hrtime();
+    policy.EndPass(now - start, ThreadCpuNs() - cpu0, now);
+    if (delivered) {
+      // Each delivered completion also bumped the eventfd; clear it so epoll does not wake for them.
+      // A completion landing after the last reap is either seen by this recheck or signals again.
+      o->SpinClearSignal();
+      if (o->SpinPending()) o->SpinDeliver();
+    }
+    if (o->SpinAlive()) Update();
+  }
+
+  Owner* owner_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
+  bool running_ = false;
+  bool missed_ = false;  // the last wait timed out: wait for the eventfd before polling again
+};
+
 }  // namespace blockwork
