@@ -1,4 +1,4 @@
-import { type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, allocAligned, isAligned } from '@blockwork/core';
+import { type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, allocAligned, ioTuning, isAligned } from '@blockwork/core';
 import { aioError } from './errors';
 import { BlockingQueue } from './blocking-queue';
 import { type AioContextNative, AioOp, aioNative } from './native';
@@ -15,20 +15,6 @@ export interface AioTarget {
 
 /** Kernel AIO queue depth of one channel. More queued I/Os wait in JS for a free slot. */
 export const AIO_DEPTH = 256;
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const v = Number(raw);
-  return raw !== undefined && raw !== '' && Number.isFinite(v) && v >= 0 ? v : fallback;
-}
-
-/**
- * Completion polling at low queue depth (docs/bdev-aio.md "Completion polling"), read per channel:
- * BLOCKWORK_IO_SPIN_US (default 50, 0 = never spin) and BLOCKWORK_IO_SPIN_QD (default 4).
- */
-export function spinSettings(): { us: number; maxInflight: number } {
-  return { us: envNumber('BLOCKWORK_IO_SPIN_US', 50), maxInflight: envNumber('BLOCKWORK_IO_SPIN_QD', 4) };
-}
 
 const EIO = -Errno.EIO;
 const EAGAIN = -Errno.EAGAIN;
@@ -68,6 +54,11 @@ export class AioChannel implements BdevChannel {
   private idleWaiters: Array<() => void> = [];
   private destroyed = false;
   private closing: Promise<void> | null = null;
+  /** Submit mid-batch while the kernel holds fewer than this many I/Os (ioTuning().eagerQd). */
+  private readonly eagerQd: number;
+  /** io_submit calls made, and completion batches delivered (how well submissions are batched). */
+  submitCalls = 0;
+  completionBatches = 0;
   private readonly flushBound = (): void => this.flushQueue();
   private readonly retryBound = (): void => {
     this.stalled = false;
@@ -78,8 +69,9 @@ export class AioChannel implements BdevChannel {
     const N = aioNative();
     try {
       this.ctx = new N.AioContext(AIO_DEPTH, this.sub, this.comp, (n) => this.onComplete(n));
-      const spin = spinSettings();
-      this.ctx.setSpin(spin.us, spin.maxInflight);
+      const tuning = ioTuning();
+      this.ctx.setSpin(tuning.spinUs, tuning.spinQd);
+      this.eagerQd = tuning.eagerQd;
     } catch (e) {
       const err = e as { errno?: number; syscall?: string };
       throw aioError('AIO_SETUP_FAILED', `bdev ${target.name}: ${err.syscall ?? 'io_setup'} failed for a new I/O channel ` +
@@ -205,6 +197,7 @@ export class AioChannel implements BdevChannel {
   private issue(n: number): void {
     let start = 0;
     while (start < n) {
+      this.submitCalls++;
       const r = this.ctx.submit(start, n, this.iovLists);
       if (r > 0) {
         start += r;
@@ -261,11 +254,23 @@ export class AioChannel implements BdevChannel {
     done(io, status);
   }
 
-  /** Called by the addon once per batch of completions, within an async context. */
+  /**
+   * Called by the addon once per batch of completions, within an async context. Callers usually
+   * resubmit from their callbacks; holding all of those for one io_submit at the end would leave the
+   * device idle for the whole batch once it has drained (I/Os then travel in one convoy), so while
+   * the kernel holds fewer than eagerQd I/Os, what is queued goes out at once.
+   */
   private onComplete(n: number): void {
     const { slots, results } = this.comp;
-    for (let i = 0; i < n; i++) this.completeSlot(slots[i], results[i]);
+    this.completionBatches++;
     this.stalled = false;
+    for (let i = 0; i < n; i++) {
+      this.completeSlot(slots[i], results[i]);
+      // Slots in use = in the kernel + this batch's entries not delivered yet.
+      if (i + 1 < n && this.qHead < this.queue.length && AIO_DEPTH - this.freeTop - (n - i - 1) < this.eagerQd) {
+        this.flushQueue();
+      }
+    }
     if (this.qHead < this.queue.length || this.resets.length > 0) this.schedule();
     else this.checkIdle();
   }

@@ -1,6 +1,8 @@
-import { Errno, IoType, allocAligned, io } from '@blockwork/core';
+import { type BdevIo, Errno, IoType, allocAligned, io } from '@blockwork/core';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { aioEnv, rng, statusOf } from './fixtures/aio-env';
+import { AioChannel } from '../src/aio-channel';
 
 const MiB = 1 << 20;
 
@@ -141,3 +143,52 @@ t.test('10,000 random verified I/Os at QD64', async (t) => {
   await io.read(ch, all, 0, blocks);
   t.ok(all.equals(shadow), 'final full read matches');
 });
+
+t.test('completions resubmitted from their callbacks reach the kernel early while it holds few I/Os', async (t) => {
+  // Buffered reads of cached pages complete inside the submit call, so 32 of them come back as one
+  // batch: the convoy that eager submission breaks up (docs/bdev-aio.md "Early submission").
+  const env = aioEnv(t);
+  const data = Buffer.alloc(64 * 4096);
+  rng(9).fill(data);
+  const path = env.file('convoy.img', data.length);
+  writeFileSync(path, data);
+  const run = async (eager: string) => {
+    const saved = process.env.BLOCKWORK_IO_EAGER_QD;
+    process.env.BLOCKWORK_IO_EAGER_QD = eager;
+    const fd = openSync(path, 'r');
+    const ch = new AioChannel({ name: 'convoy', fd, blockSize: 4096, requiredAlignment: 1 });
+    if (saved === undefined) delete process.env.BLOCKWORK_IO_EAGER_QD;
+    else process.env.BLOCKWORK_IO_EAGER_QD = saved;
+    const seen: number[] = [];
+    let batchesRound1 = 0;
+    let bad = 0;
+    await new Promise<void>((resolve) => {
+      let left = 64;
+      const done = (io: BdevIo, status: number): void => {
+        const want = data.subarray(io.offsetBlocks * 4096, (io.offsetBlocks + 1) * 4096);
+        if (status !== 0 || !Buffer.from(io.iovs[0]).equals(want)) bad++;
+        if (io.offsetBlocks < 32) {
+          seen.push(ch.submitCalls);
+          batchesRound1 = ch.completionBatches;
+          ch.submit(readIo(io.offsetBlocks + 32), done);
+        }
+        if (--left === 0) resolve();
+      };
+      for (let i = 0; i < 32; i++) ch.submit(readIo(i), done);
+    });
+    await ch.close();
+    closeSync(fd);
+    return { distinct: new Set(seen).size, batchesRound1, bad };
+  };
+  const off = await run('0');
+  t.equal(off.bad, 0, 'every read returned its block (eager off)');
+  t.ok(off.distinct <= off.batchesRound1, `eager off: submissions only between batches (${off.distinct} submit counts seen over ${off.batchesRound1} batches)`);
+  const on = await run('4');
+  t.equal(on.bad, 0, 'every read returned its block (eager 4)');
+  t.ok(on.distinct > on.batchesRound1, `eager 4: submissions while a batch is delivered (${on.distinct} submit counts seen over ${on.batchesRound1} batches)`);
+  if (on.batchesRound1 === 1) t.equal(on.distinct, 5, 'one batch of 32: the first 4 resubmissions went out one by one, the rest together');
+});
+
+function readIo(block: number): BdevIo {
+  return { type: IoType.READ, offsetBlocks: block, numBlocks: 1, iovs: [Buffer.alloc(4096)], driverCtx: undefined };
+}

@@ -1,4 +1,4 @@
-import { allocAligned, type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, isAligned } from '@blockwork/core';
+import { allocAligned, type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, ioTuning, isAligned } from '@blockwork/core';
 import { DESC_STRIDE, RingOp, type UringRing, type UringRingOptions, uringNative } from './native';
 
 /** What a channel needs from its bdev (UringBdev implements it). */
@@ -15,22 +15,13 @@ export interface UringChannelTarget {
 /** SQ entries per ring; also the most I/Os one channel keeps in flight. */
 export const RING_ENTRIES = 256;
 
-function envNumber(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return process.env[name] !== undefined && process.env[name] !== '' && Number.isFinite(v) && v >= 0 ? v : fallback;
-}
-
 /**
- * Ring options from the environment, read per channel (docs/bdev-uring.md "Completion polling"):
- * BLOCKWORK_IO_SPIN_US (default 50, 0 = never spin), BLOCKWORK_IO_SPIN_QD (default 4),
- * BLOCKWORK_URING_PLAIN=1 (no DEFER_TASKRUN).
+ * Ring options, read per channel (docs/bdev-uring.md "Completion polling"): the shared I/O tuning
+ * (ioTuning) and BLOCKWORK_URING_PLAIN=1 (no DEFER_TASKRUN).
  */
 export function ringOptions(): UringRingOptions {
-  return {
-    plain: process.env.BLOCKWORK_URING_PLAIN === '1',
-    spinUs: envNumber('BLOCKWORK_IO_SPIN_US', 50),
-    spinMaxInflight: envNumber('BLOCKWORK_IO_SPIN_QD', 4),
-  };
+  const t = ioTuning();
+  return { plain: process.env.BLOCKWORK_URING_PLAIN === '1', spinUs: t.spinUs, spinMaxInflight: t.spinQd };
 }
 
 const EIO = -Errno.EIO;
@@ -62,6 +53,11 @@ export class UringChannel implements BdevChannel {
   private qHead = 0;
   private flushScheduled = false;
   private readonly flushFn = (): void => this.flush();
+  /** Submit mid-batch while the kernel holds fewer than this many I/Os (ioTuning().eagerQd). */
+  private readonly eagerQd = ioTuning().eagerQd;
+  /** io_uring_enter submissions made, and completion batches delivered (how well submissions are batched). */
+  submitCalls = 0;
+  completionBatches = 0;
   private closed = false;
   private closeWaiter: (() => void) | null = null;
 
@@ -123,6 +119,7 @@ export class UringChannel implements BdevChannel {
       this.qHead++;
     }
     if (k === 0) return;
+    this.submitCalls++;
     const taken = this.ring.submit(k, this.desc, this.bufs);
     if (taken < 0) {
       for (let i = 0; i < k; i++) this.finish(this.desc[i * DESC_STRIDE + 1], taken);
@@ -191,9 +188,16 @@ export class UringChannel implements BdevChannel {
     return 1;
   }
 
-  /** One call per completion batch from the addon: ids/results hold n entries. */
+  /**
+   * One call per completion batch from the addon: ids/results hold n entries. While the kernel holds
+   * fewer than eagerQd I/Os, what callbacks have queued goes out at once instead of after the whole
+   * batch, so the device is not left idle while the batch is delivered (see AioChannel.onComplete).
+   */
   private onComplete(n: number): void {
+    this.completionBatches++;
     for (let i = 0; i < n; i++) {
+      // Slots in use = in the kernel + this batch's entries not delivered yet.
+      if (i > 0 && this.qHead < this.qIo.length && this.slotIo.length - this.nFree - (n - i) < this.eagerQd) this.flush();
       const slot = this.ids[i];
       const res = this.results[i];
       const op = this.slotOp[slot];

@@ -1,6 +1,8 @@
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import t from 'tap';
-import { allocAligned, io, type IoChannel } from '@blockwork/core';
+import { allocAligned, type BdevIo, io, IoType, type IoChannel } from '@blockwork/core';
 import { makeFile, setup, tempDir } from './fixtures/env';
+import { UringChannel } from '../src/uring-channel';
 
 const BS = 512;
 
@@ -132,3 +134,52 @@ t.test('10,000 random verified I/Os at QD64', async (t) => {
   t.equal(failures, 0, 'no I/O failed');
   t.equal(mismatches, 0, 'every read matched the shadow copy');
 });
+
+t.test('completions resubmitted from their callbacks reach the kernel early while it holds few I/Os', async (t) => {
+  // Buffered reads of cached pages complete inside the submit call, so 32 of them come back as one
+  // batch: the convoy that eager submission breaks up (docs/bdev-uring.md "Early submission").
+  const data = pattern(64 * 4096, 9);
+  const path = makeFile(tempDir(t), 'convoy.img', data.length);
+  writeFileSync(path, data);
+  const run = async (eager: string) => {
+    const saved = process.env.BLOCKWORK_IO_EAGER_QD;
+    process.env.BLOCKWORK_IO_EAGER_QD = eager;
+    const fd = openSync(path, 'r');
+    const ch = new UringChannel({
+      name: 'convoy', fd, blockSize: 4096, requiredAlignment: 1, zeroRangeUnsupported: false, onZeroRangeUnsupported: () => {},
+    });
+    if (saved === undefined) delete process.env.BLOCKWORK_IO_EAGER_QD;
+    else process.env.BLOCKWORK_IO_EAGER_QD = saved;
+    const seen: number[] = [];
+    let batchesRound1 = 0;
+    let bad = 0;
+    await new Promise<void>((resolve) => {
+      let left = 64;
+      const done = (io: BdevIo, status: number): void => {
+        const want = data.subarray(io.offsetBlocks * 4096, (io.offsetBlocks + 1) * 4096);
+        if (status !== 0 || !Buffer.from(io.iovs[0]).equals(want)) bad++;
+        if (io.offsetBlocks < 32) {
+          seen.push(ch.submitCalls);
+          batchesRound1 = ch.completionBatches;
+          ch.submit(readIo(io.offsetBlocks + 32), done);
+        }
+        if (--left === 0) resolve();
+      };
+      for (let i = 0; i < 32; i++) ch.submit(readIo(i), done);
+    });
+    await ch.close();
+    closeSync(fd);
+    return { distinct: new Set(seen).size, batchesRound1, bad };
+  };
+  const off = await run('0');
+  t.equal(off.bad, 0, 'every read returned its block (eager off)');
+  t.ok(off.distinct <= off.batchesRound1, `eager off: submissions only between batches (${off.distinct} submit counts seen over ${off.batchesRound1} batches)`);
+  const on = await run('4');
+  t.equal(on.bad, 0, 'every read returned its block (eager 4)');
+  t.ok(on.distinct > on.batchesRound1, `eager 4: submissions while a batch is delivered (${on.distinct} submit counts seen over ${on.batchesRound1} batches)`);
+  if (on.batchesRound1 === 1) t.equal(on.distinct, 5, 'one batch of 32: the first 4 resubmissions went out one by one, the rest together');
+});
+
+function readIo(block: number): BdevIo {
+  return { type: IoType.READ, offsetBlocks: block, numBlocks: 1, iovs: [Buffer.alloc(4096)], driverCtx: undefined };
+}

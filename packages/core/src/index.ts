@@ -31,6 +31,7 @@ export * from './framework-rpc';
 export { BdevSubsystem } from './bdev/bdev-subsystem';
 export { bdevToJson } from './bdev/bdev-json';
 export { CompletionBatch } from './bdev/completion-batch';
+export { ioTuning, type IoTuning } from './bdev/io-tuning';
 export { MallocBdevModule } from './bdev/malloc/malloc-module';
 export { NullBdevModule } from './bdev/null/null-module';
 export { PassthruBdevModule } from './bdev/passthru/passthru-module';

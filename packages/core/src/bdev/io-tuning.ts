@@ -1,0 +1,29 @@
+/**
+ * Tuning knobs shared by the kernel-I/O channels (aio, uring), read from the environment when a
+ * channel is created (docs/bdev-aio.md "Completion polling" and "Early submission").
+ */
+export interface IoTuning {
+  /** Longest busy-wait for a completion in µs (BLOCKWORK_IO_SPIN_US, default 50; 0 = never spin). */
+  spinUs: number;
+  /** Spin only while 1..spinQd I/Os are in flight (BLOCKWORK_IO_SPIN_QD, default 4). */
+  spinQd: number;
+  /**
+   * While delivering a batch of completions, submit the I/Os queued so far at once whenever the
+   * kernel holds fewer than this many (BLOCKWORK_IO_EAGER_QD, default 0 = one submission per batch).
+   */
+  eagerQd: number;
+}
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const v = Number(raw);
+  return raw !== undefined && raw !== '' && Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+export function ioTuning(): IoTuning {
+  return {
+    spinUs: envNumber('BLOCKWORK_IO_SPIN_US', 50),
+    spinQd: envNumber('BLOCKWORK_IO_SPIN_QD', 4),
+    eagerQd: envNumber('BLOCKWORK_IO_EAGER_QD', 0),
+  };
+}
