@@ -56,6 +56,8 @@ export class AioChannel implements BdevChannel {
   private closing: Promise<void> | null = null;
   /** Submit mid-batch while the kernel holds fewer than this many I/Os (ioTuning().eagerQd). */
   private readonly eagerQd: number;
+  /** Most iocbs per io_submit (ioTuning().submitBatch; Infinity when unlimited). */
+  private readonly submitBatch: number;
   /** io_submit calls made, and completion batches delivered (how well submissions are batched). */
   submitCalls = 0;
   completionBatches = 0;
@@ -72,6 +74,7 @@ export class AioChannel implements BdevChannel {
       const tuning = ioTuning();
       this.ctx.setSpin(tuning.spinUs, tuning.spinQd);
       this.eagerQd = tuning.eagerQd;
+      this.submitBatch = tuning.submitBatch > 0 ? tuning.submitBatch : Infinity;
     } catch (e) {
       const err = e as { errno?: number; syscall?: string };
       throw aioError('AIO_SETUP_FAILED', `bdev ${target.name}: ${err.syscall ?? 'io_setup'} failed for a new I/O channel ` +
@@ -198,7 +201,7 @@ export class AioChannel implements BdevChannel {
     let start = 0;
     while (start < n) {
       this.submitCalls++;
-      const r = this.ctx.submit(start, n, this.iovLists);
+      const r = this.ctx.submit(start, Math.min(n, start + this.submitBatch), this.iovLists);
       if (r > 0) {
         start += r;
         continue;

@@ -152,13 +152,16 @@ t.test('completions resubmitted from their callbacks reach the kernel early whil
   rng(9).fill(data);
   const path = env.file('convoy.img', data.length);
   writeFileSync(path, data);
-  const run = async (eager: string) => {
-    const saved = process.env.BLOCKWORK_IO_EAGER_QD;
+  const run = async (eager: string, batch = '0') => {
+    const saved = { eager: process.env.BLOCKWORK_IO_EAGER_QD, batch: process.env.BLOCKWORK_IO_SUBMIT_BATCH };
     process.env.BLOCKWORK_IO_EAGER_QD = eager;
+    process.env.BLOCKWORK_IO_SUBMIT_BATCH = batch;
     const fd = openSync(path, 'r');
     const ch = new AioChannel({ name: 'convoy', fd, blockSize: 4096, requiredAlignment: 1 });
-    if (saved === undefined) delete process.env.BLOCKWORK_IO_EAGER_QD;
-    else process.env.BLOCKWORK_IO_EAGER_QD = saved;
+    for (const [k, v] of [['BLOCKWORK_IO_EAGER_QD', saved.eager], ['BLOCKWORK_IO_SUBMIT_BATCH', saved.batch]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     const seen: number[] = [];
     let batchesRound1 = 0;
     let bad = 0;
@@ -178,7 +181,7 @@ t.test('completions resubmitted from their callbacks reach the kernel early whil
     });
     await ch.close();
     closeSync(fd);
-    return { distinct: new Set(seen).size, batchesRound1, bad };
+    return { distinct: new Set(seen).size, batchesRound1, bad, calls: ch.submitCalls };
   };
   const off = await run('0');
   t.equal(off.bad, 0, 'every read returned its block (eager off)');
@@ -187,6 +190,10 @@ t.test('completions resubmitted from their callbacks reach the kernel early whil
   t.equal(on.bad, 0, 'every read returned its block (eager 4)');
   t.ok(on.distinct > on.batchesRound1, `eager 4: submissions while a batch is delivered (${on.distinct} submit counts seen over ${on.batchesRound1} batches)`);
   if (on.batchesRound1 === 1) t.equal(on.distinct, 5, 'one batch of 32: the first 4 resubmissions went out one by one, the rest together');
+  const capped = await run('0', '8');
+  t.equal(capped.bad, 0, 'every read returned its block (submit batch 8)');
+  if (capped.batchesRound1 === 1) t.equal(capped.calls, 8, 'submit batch 8: 32 + 32 I/Os took 4 + 4 submission calls');
+  else t.ok(capped.calls >= 8, `submit batch 8: at least 8 submission calls for 64 I/Os (${capped.calls})`);
 });
 
 function readIo(block: number): BdevIo {

@@ -54,7 +54,9 @@ export class UringChannel implements BdevChannel {
   private flushScheduled = false;
   private readonly flushFn = (): void => this.flush();
   /** Submit mid-batch while the kernel holds fewer than this many I/Os (ioTuning().eagerQd). */
-  private readonly eagerQd = ioTuning().eagerQd;
+  private readonly eagerQd: number;
+  /** Most SQEs per io_uring_enter (ioTuning().submitBatch; Infinity when unlimited). */
+  private readonly submitBatch: number;
   /** io_uring_enter submissions made, and completion batches delivered (how well submissions are batched). */
   submitCalls = 0;
   completionBatches = 0;
@@ -65,6 +67,9 @@ export class UringChannel implements BdevChannel {
     const n = uringNative();
     this.ids = new Uint32Array(RING_ENTRIES * 2);
     this.results = new Int32Array(RING_ENTRIES * 2);
+    const tuning = ioTuning();
+    this.eagerQd = tuning.eagerQd;
+    this.submitBatch = tuning.submitBatch > 0 ? tuning.submitBatch : Infinity;
     this.ring = new n.UringRing(target.fd, RING_ENTRIES, this.ids, this.results, (k) => this.onComplete(k), ringOptions());
     const slots = this.ring.sqEntries;
     this.slotIo = new Array<BdevIo | null>(slots).fill(null);
@@ -107,32 +112,38 @@ export class UringChannel implements BdevChannel {
     }
   }
 
-  /** Hands everything queued that fits in free slots to the ring: one native call, one io_uring_enter. */
+  /** Hands everything queued that fits in free slots to the ring: one native call and one io_uring_enter per submitBatch. */
   private flush(): void {
     this.flushScheduled = false;
-    const start = this.qHead;
-    let k = 0;
-    this.bufs.length = 0;
-    while (this.qHead < this.qIo.length && this.nFree > 0) {
-      const slot = this.freeSlots[--this.nFree];
-      this.encode(k++, slot, this.qIo[this.qHead], this.qDone[this.qHead]);
-      this.qHead++;
-    }
-    if (k === 0) return;
-    this.submitCalls++;
-    const taken = this.ring.submit(k, this.desc, this.bufs);
-    if (taken < 0) {
-      for (let i = 0; i < k; i++) this.finish(this.desc[i * DESC_STRIDE + 1], taken);
-    } else if (taken < k) {
-      // SQ full (only after the kernel returned EAGAIN/EBUSY): the rest waits for completions.
-      for (let i = taken; i < k; i++) this.release(this.desc[i * DESC_STRIDE + 1]);
-      this.qHead = start + taken;
-    }
+    while (this.qHead < this.qIo.length && this.nFree > 0 && this.submitChunk()) { /* next chunk */ }
     if (this.qHead === this.qIo.length) {
       this.qIo.length = 0;
       this.qDone.length = 0;
       this.qHead = 0;
     }
+  }
+
+  /** Submits up to submitBatch queued I/Os; false when the SQ was full (the rest waits for completions). */
+  private submitChunk(): boolean {
+    const start = this.qHead;
+    let k = 0;
+    this.bufs.length = 0;
+    while (this.qHead < this.qIo.length && this.nFree > 0 && k < this.submitBatch) {
+      const slot = this.freeSlots[--this.nFree];
+      this.encode(k++, slot, this.qIo[this.qHead], this.qDone[this.qHead]);
+      this.qHead++;
+    }
+    this.submitCalls++;
+    const taken = this.ring.submit(k, this.desc, this.bufs);
+    if (taken < 0) {
+      for (let i = 0; i < k; i++) this.finish(this.desc[i * DESC_STRIDE + 1], taken);
+    } else if (taken < k) {
+      // SQ full (only after the kernel returned EAGAIN/EBUSY).
+      for (let i = taken; i < k; i++) this.release(this.desc[i * DESC_STRIDE + 1]);
+      this.qHead = start + taken;
+      return false;
+    }
+    return true;
   }
 
   private encode(k: number, slot: number, io: BdevIo, done: DriverDone): void {

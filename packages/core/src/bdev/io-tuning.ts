@@ -12,6 +12,11 @@ export interface IoTuning {
    * kernel holds fewer than this many (BLOCKWORK_IO_EAGER_QD, default 0 = one submission per batch).
    */
   eagerQd: number;
+  /**
+   * Most I/Os per submission call (BLOCKWORK_IO_SUBMIT_BATCH, default 0 = no limit). The block layer
+   * plugs a batch and starts the device only when the whole call has been prepared.
+   */
+  submitBatch: number;
 }
 
 function envNumber(name: string, fallback: number): number {
@@ -25,5 +30,6 @@ export function ioTuning(): IoTuning {
     spinUs: envNumber('BLOCKWORK_IO_SPIN_US', 50),
     spinQd: envNumber('BLOCKWORK_IO_SPIN_QD', 4),
     eagerQd: envNumber('BLOCKWORK_IO_EAGER_QD', 0),
+    submitBatch: envNumber('BLOCKWORK_IO_SUBMIT_BATCH', 0),
   };
 }
