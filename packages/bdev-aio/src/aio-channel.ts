@@ -54,8 +54,6 @@ export class AioChannel implements BdevChannel {
   private idleWaiters: Array<() => void> = [];
   private destroyed = false;
   private closing: Promise<void> | null = null;
-  /** Submit mid-batch while the kernel holds fewer than this many I/Os (ioTuning().eagerQd). */
-  private readonly eagerQd: number;
   /** Most iocbs per io_submit (ioTuning().submitBatch; Infinity when unlimited). */
   private readonly submitBatch: number;
   /** io_submit calls made, and completion batches delivered (how well submissions are batched). */
@@ -73,7 +71,6 @@ export class AioChannel implements BdevChannel {
       this.ctx = new N.AioContext(AIO_DEPTH, this.sub, this.comp, (n) => this.onComplete(n));
       const tuning = ioTuning();
       this.ctx.setSpin(tuning.spinUs, tuning.spinQd);
-      this.eagerQd = tuning.eagerQd;
       this.submitBatch = tuning.submitBatch > 0 ? tuning.submitBatch : Infinity;
     } catch (e) {
       const err = e as { errno?: number; syscall?: string };
@@ -257,23 +254,12 @@ export class AioChannel implements BdevChannel {
     done(io, status);
   }
 
-  /**
-   * Called by the addon once per batch of completions, within an async context. Callers usually
-   * resubmit from their callbacks; holding all of those for one io_submit at the end would leave the
-   * device idle for the whole batch once it has drained (I/Os then travel in one convoy), so while
-   * the kernel holds fewer than eagerQd I/Os, what is queued goes out at once.
-   */
+  /** Called by the addon once per batch of completions, within an async context. */
   private onComplete(n: number): void {
     const { slots, results } = this.comp;
     this.completionBatches++;
+    for (let i = 0; i < n; i++) this.completeSlot(slots[i], results[i]);
     this.stalled = false;
-    for (let i = 0; i < n; i++) {
-      this.completeSlot(slots[i], results[i]);
-      // Slots in use = in the kernel + this batch's entries not delivered yet.
-      if (i + 1 < n && this.qHead < this.queue.length && AIO_DEPTH - this.freeTop - (n - i - 1) < this.eagerQd) {
-        this.flushQueue();
-      }
-    }
     if (this.qHead < this.queue.length || this.resets.length > 0) this.schedule();
     else this.checkIdle();
   }

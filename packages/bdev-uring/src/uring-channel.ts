@@ -53,8 +53,6 @@ export class UringChannel implements BdevChannel {
   private qHead = 0;
   private flushScheduled = false;
   private readonly flushFn = (): void => this.flush();
-  /** Submit mid-batch while the kernel holds fewer than this many I/Os (ioTuning().eagerQd). */
-  private readonly eagerQd: number;
   /** Most SQEs per io_uring_enter (ioTuning().submitBatch; Infinity when unlimited). */
   private readonly submitBatch: number;
   /** io_uring_enter submissions made, and completion batches delivered (how well submissions are batched). */
@@ -68,7 +66,6 @@ export class UringChannel implements BdevChannel {
     this.ids = new Uint32Array(RING_ENTRIES * 2);
     this.results = new Int32Array(RING_ENTRIES * 2);
     const tuning = ioTuning();
-    this.eagerQd = tuning.eagerQd;
     this.submitBatch = tuning.submitBatch > 0 ? tuning.submitBatch : Infinity;
     this.ring = new n.UringRing(target.fd, RING_ENTRIES, this.ids, this.results, (k) => this.onComplete(k), ringOptions());
     const slots = this.ring.sqEntries;
@@ -199,16 +196,10 @@ export class UringChannel implements BdevChannel {
     return 1;
   }
 
-  /**
-   * One call per completion batch from the addon: ids/results hold n entries. While the kernel holds
-   * fewer than eagerQd I/Os, what callbacks have queued goes out at once instead of after the whole
-   * batch, so the device is not left idle while the batch is delivered (see AioChannel.onComplete).
-   */
+  /** One call per completion batch from the addon: ids/results hold n entries. */
   private onComplete(n: number): void {
     this.completionBatches++;
     for (let i = 0; i < n; i++) {
-      // Slots in use = in the kernel + this batch's entries not delivered yet.
-      if (i > 0 && this.qHead < this.qIo.length && this.slotIo.length - this.nFree - (n - i) < this.eagerQd) this.flush();
       const slot = this.ids[i];
       const res = this.results[i];
       const op = this.slotOp[slot];

@@ -1,6 +1,6 @@
 /**
  * Tuning knobs shared by the kernel-I/O channels (aio, uring), read from the environment when a
- * channel is created (docs/bdev-aio.md "Completion polling" and "Early submission").
+ * channel is created (docs/bdev-aio.md "Completion polling" and "Submission batches").
  */
 export interface IoTuning {
   /** Longest busy-wait for a completion in µs (BLOCKWORK_IO_SPIN_US, default 50; 0 = never spin). */
@@ -8,13 +8,8 @@ export interface IoTuning {
   /** Spin only while 1..spinQd I/Os are in flight (BLOCKWORK_IO_SPIN_QD, default 4). */
   spinQd: number;
   /**
-   * While delivering a batch of completions, submit the I/Os queued so far at once whenever the
-   * kernel holds fewer than this many (BLOCKWORK_IO_EAGER_QD, default 0 = one submission per batch).
-   */
-  eagerQd: number;
-  /**
-   * Most I/Os per submission call (BLOCKWORK_IO_SUBMIT_BATCH, default 0 = no limit). The block layer
-   * plugs a batch and starts the device only when the whole call has been prepared.
+   * Most I/Os per submission call (BLOCKWORK_IO_SUBMIT_BATCH, default 8; 0 = no limit). The block
+   * layer plugs a multi-I/O call and starts the device only once the whole call is prepared.
    */
   submitBatch: number;
 }
@@ -29,7 +24,6 @@ export function ioTuning(): IoTuning {
   return {
     spinUs: envNumber('BLOCKWORK_IO_SPIN_US', 50),
     spinQd: envNumber('BLOCKWORK_IO_SPIN_QD', 4),
-    eagerQd: envNumber('BLOCKWORK_IO_EAGER_QD', 0),
-    submitBatch: envNumber('BLOCKWORK_IO_SUBMIT_BATCH', 0),
+    submitBatch: envNumber('BLOCKWORK_IO_SUBMIT_BATCH', 8),
   };
 }
