@@ -85,17 +85,19 @@ async function startDaemon(dir: string, name: string, img: string): Promise<Daem
 const KERNEL_CRASH = /Oops|BUG:|general protection|Kernel panic|rcu.{0,40}stall|NX-protected|unable to handle/i;
 /**
  * Attempts before the test fails on destination-guest crashes alone. QEMU 7.2 under TCG on a loaded
- * host intermittently delivers stale guest RAM pages to the destination (docs/migration.md, "Open
- * problem": none of the differing pages was written by our back end); such an attempt is retried,
- * with its evidence in the output. Any disk finding (files differing at switchover, a fio verify
- * error reported by a live guest) fails at once.
+ * host intermittently delivers stale guest RAM to the destination, whatever the disk: the same crash
+ * hit qemu-storage-daemon (10 of 17) and QEMU's own virtio-blk (7 of 12) as often as Blockwork (11 of
+ * 17), and never a VM stopped during the transfer (docs/migration.md, "Intermittent destination
+ * crash"). Such an attempt is retried, with its evidence in the output; at the e2e's rate (about 1 in
+ * 5, up to 1 in 2 under load) five attempts make a spurious failure unlikely. Any disk finding (files
+ * differing at switchover, a fio verify error reported by a live guest) fails at once.
  */
-const ATTEMPTS = 3;
+const ATTEMPTS = 5;
 
-// Up to three migrations (two guest boots each, 30–80 s under TCG on a loaded machine).
-t.setTimeout(2_400_000);
+// Up to five migrations (two guest boots each, 30–80 s under TCG on a loaded machine).
+t.setTimeout(3_600_000);
 
-t.test('VM live migration over vhost-user-blk: a guest writing with fio verify moves from daemon A to daemon B; the disk follows through an NBD mirror', { timeout: 2_400_000 }, async (t) => {
+t.test('VM live migration over vhost-user-blk: a guest writing with fio verify moves from daemon A to daemon B; the disk follows through an NBD mirror', { timeout: 3_600_000 }, async (t) => {
   if (!requireGuestTools(t)) return;
   await ensureGuestImage();
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
