@@ -1,6 +1,6 @@
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import t from 'tap';
-import { allocAligned, type BdevIo, io, IoType, type IoChannel } from '@blockwork/core';
+import { allocAligned, checkSubmitBatches, io, type IoChannel } from '@blockwork/core';
 import { makeFile, setup, tempDir } from './fixtures/env';
 import { UringChannel } from '../src/uring-channel';
 
@@ -141,46 +141,10 @@ t.test('I/Os resubmitted from a batch of completions go to the kernel in calls o
   const data = pattern(64 * 4096, 9);
   const path = makeFile(tempDir(t), 'convoy.img', data.length);
   writeFileSync(path, data);
-  const run = async (batch: string) => {
-    const saved = process.env.BLOCKWORK_IO_SUBMIT_BATCH;
-    process.env.BLOCKWORK_IO_SUBMIT_BATCH = batch;
-    const fd = openSync(path, 'r');
-    const ch = new UringChannel({
-      name: 'convoy', fd, blockSize: 4096, requiredAlignment: 1, zeroRangeUnsupported: false, onZeroRangeUnsupported: () => {},
-    });
-    if (saved === undefined) delete process.env.BLOCKWORK_IO_SUBMIT_BATCH;
-    else process.env.BLOCKWORK_IO_SUBMIT_BATCH = saved;
-    let callsBefore = 0;
-    let batchesRound1 = 0;
-    let bad = 0;
-    await new Promise<void>((resolve) => {
-      let left = 64;
-      const done = (io: BdevIo, status: number): void => {
-        const want = data.subarray(io.offsetBlocks * 4096, (io.offsetBlocks + 1) * 4096);
-        if (status !== 0 || !Buffer.from(io.iovs[0]).equals(want)) bad++;
-        if (io.offsetBlocks < 32) {
-          if (batchesRound1 === 0) callsBefore = ch.submitCalls;
-          batchesRound1 = ch.completionBatches;
-          ch.submit(readIo(io.offsetBlocks + 32), done);
-        }
-        if (--left === 0) resolve();
-      };
-      for (let i = 0; i < 32; i++) ch.submit(readIo(i), done);
-    });
-    await ch.close();
-    closeSync(fd);
-    return { batchesRound1, bad, round1: callsBefore, round2: ch.submitCalls - callsBefore };
-  };
-  for (const [batch, calls] of [['0', 1], ['8', 4], ['3', 11]] as const) {
-    const r = await run(batch);
-    t.equal(r.bad, 0, `batch ${batch}: every read returned its block`);
-    t.equal(r.round1, calls, `batch ${batch}: 32 I/Os queued together took ${calls} submission call(s)`);
-    // Resubmissions of one completion batch are queued together; a batch split by timing adds calls.
-    if (r.batchesRound1 === 1) t.equal(r.round2, calls, `batch ${batch}: 32 resubmissions from one completion batch took ${calls}`);
-    else t.ok(r.round2 >= calls, `batch ${batch}: resubmissions from ${r.batchesRound1} completion batches took ${r.round2} calls`);
-  }
+  const fd = openSync(path, 'r');
+  t.teardown(() => closeSync(fd));
+  const open = () => new UringChannel({
+    name: 'convoy', fd, blockSize: 4096, requiredAlignment: 1, zeroRangeUnsupported: false, onZeroRangeUnsupported: () => {},
+  });
+  await checkSubmitBatches(t, open, data);
 });
-
-function readIo(block: number): BdevIo {
-  return { type: IoType.READ, offsetBlocks: block, numBlocks: 1, iovs: [Buffer.alloc(4096)], driverCtx: undefined };
-}

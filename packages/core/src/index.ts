@@ -42,6 +42,7 @@ export * from './plugin/plugin-loader';
 export { RpcServer } from './rpc/rpc-server';
 export { RpcClient } from './rpc/rpc-client';
 export * from './testkit/bdev-compliance';
+export * from './testkit/submit-batches';
 export { loadAddon, packageRoot } from './native';
 // Plugins register through core's own tsyringe, so they never load a second copy of the container.
 export { inject, injectable, injectAll, Lifecycle, instancePerContainerCachingFactory } from 'tsyringe';
