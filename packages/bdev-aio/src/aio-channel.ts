@@ -54,7 +54,7 @@ export class AioChannel implements BdevChannel {
   private idleWaiters: Array<() => void> = [];
   private destroyed = false;
   private closing: Promise<void> | null = null;
-  /** Most iocbs per io_submit (ioTuning().submitBatch; Infinity when unlimited). */
+  /** Most iocbs per io_submit (ioTuning().submitBatch). */
   private readonly submitBatch: number;
   /** io_submit calls made, and completion batches delivered (how well submissions are batched). */
   submitCalls = 0;
@@ -71,7 +71,7 @@ export class AioChannel implements BdevChannel {
       this.ctx = new N.AioContext(AIO_DEPTH, this.sub, this.comp, (n) => this.onComplete(n));
       const tuning = ioTuning();
       this.ctx.setSpin(tuning.spinUs, tuning.spinQd);
-      this.submitBatch = tuning.submitBatch > 0 ? tuning.submitBatch : Infinity;
+      this.submitBatch = tuning.submitBatch;
     } catch (e) {
       const err = e as { errno?: number; syscall?: string };
       throw aioError('AIO_SETUP_FAILED', `bdev ${target.name}: ${err.syscall ?? 'io_setup'} failed for a new I/O channel ` +

@@ -1,4 +1,4 @@
-import { allocAligned, type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, ioTuning, isAligned } from '@blockwork/core';
+import { allocAligned, type BdevChannel, type BdevIo, type DriverDone, Errno, IoType, type IoTuning, ioTuning, isAligned } from '@blockwork/core';
 import { DESC_STRIDE, RingOp, type UringRing, type UringRingOptions, uringNative } from './native';
 
 /** What a channel needs from its bdev (UringBdev implements it). */
@@ -19,8 +19,7 @@ export const RING_ENTRIES = 256;
  * Ring options, read per channel (docs/bdev-uring.md "Completion polling"): the shared I/O tuning
  * (ioTuning) and BLOCKWORK_URING_PLAIN=1 (no DEFER_TASKRUN).
  */
-export function ringOptions(): UringRingOptions {
-  const t = ioTuning();
+export function ringOptions(t: IoTuning = ioTuning()): UringRingOptions {
   return { plain: process.env.BLOCKWORK_URING_PLAIN === '1', spinUs: t.spinUs, spinMaxInflight: t.spinQd };
 }
 
@@ -53,7 +52,7 @@ export class UringChannel implements BdevChannel {
   private qHead = 0;
   private flushScheduled = false;
   private readonly flushFn = (): void => this.flush();
-  /** Most SQEs per io_uring_enter (ioTuning().submitBatch; Infinity when unlimited). */
+  /** Most SQEs per io_uring_enter (ioTuning().submitBatch). */
   private readonly submitBatch: number;
   /** io_uring_enter submissions made, and completion batches delivered (how well submissions are batched). */
   submitCalls = 0;
@@ -66,8 +65,8 @@ export class UringChannel implements BdevChannel {
     this.ids = new Uint32Array(RING_ENTRIES * 2);
     this.results = new Int32Array(RING_ENTRIES * 2);
     const tuning = ioTuning();
-    this.submitBatch = tuning.submitBatch > 0 ? tuning.submitBatch : Infinity;
-    this.ring = new n.UringRing(target.fd, RING_ENTRIES, this.ids, this.results, (k) => this.onComplete(k), ringOptions());
+    this.submitBatch = tuning.submitBatch;
+    this.ring = new n.UringRing(target.fd, RING_ENTRIES, this.ids, this.results, (k) => this.onComplete(k), ringOptions(tuning));
     const slots = this.ring.sqEntries;
     this.slotIo = new Array<BdevIo | null>(slots).fill(null);
     this.slotDone = new Array<DriverDone | null>(slots).fill(null);

@@ -21,7 +21,6 @@ const EVENT_IDX = bit(VirtioFeature.RING_EVENT_IDX);
 const LOG_BYTES = dirtyLogBytesFor(GPA + MEM_SIZE) * 2;
 const LOG_OFFSET = 128;
 
-
 type T = { teardown(fn: () => unknown): void };
 
 async function daemonWithController(t: T) {

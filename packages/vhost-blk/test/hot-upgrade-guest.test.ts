@@ -88,7 +88,6 @@ echo all-done
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 async function waitFor<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {

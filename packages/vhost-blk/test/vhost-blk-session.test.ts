@@ -14,7 +14,6 @@ import { FakeGuest, GPA, MEM_SIZE, UVA } from './fixtures/fake-guest';
 const malloc = { method: 'bdev_malloc_create', params: { name: 'Malloc0', num_blocks: 2048, block_size: 512 } };
 const V = VhostUserFlags.VERSION;
 
-
 async function daemonWithController(t: { teardown(fn: () => unknown): void }) {
   const { d, dir } = await startDaemon(t, { subsystems: [{ subsystem: 'bdev', config: [malloc] }] });
   await d.call('vhost_create_blk_controller', { ctrlr: 'vhost.0', dev_name: 'Malloc0' });

@@ -45,7 +45,6 @@ async function until<T>(what: string, timeoutMs: number, stepMs: number, f: () =
   }
 }
 
-
 /**
  * Whether `pid` still runs. A zombie counts as gone: the old daemon was started detached by an
  * earlier `upgrade`, so once it exits it waits for init to reap it, which may take seconds

@@ -8,8 +8,9 @@ export interface IoTuning {
   /** Spin only while 1..spinQd I/Os are in flight (BLOCKWORK_IO_SPIN_QD, default 4). */
   spinQd: number;
   /**
-   * Most I/Os per submission call (BLOCKWORK_IO_SUBMIT_BATCH, default 8; 0 = no limit). The block
-   * layer plugs a multi-I/O call and starts the device only once the whole call is prepared.
+   * Most I/Os per submission call (BLOCKWORK_IO_SUBMIT_BATCH, default 8; 0 = no limit, given as
+   * Infinity). The block layer plugs a multi-I/O call and starts the device only once the whole
+   * call is prepared.
    */
   submitBatch: number;
 }
@@ -24,6 +25,6 @@ export function ioTuning(): IoTuning {
   return {
     spinUs: envNumber('BLOCKWORK_IO_SPIN_US', 50),
     spinQd: envNumber('BLOCKWORK_IO_SPIN_QD', 4),
-    submitBatch: envNumber('BLOCKWORK_IO_SUBMIT_BATCH', 8),
+    submitBatch: envNumber('BLOCKWORK_IO_SUBMIT_BATCH', 8) || Infinity,
   };
 }

@@ -40,8 +40,6 @@ struct SpinPolicy {
     hits_total++;
     avg_ns = (avg_ns * 7 + waited) / 8;
   }
-  // A timeout doubles the budget (up to the ceiling); three in a row mean the device is slower
-  // than the ceiling: suspend for 100 ms, then probe again.
   // Spinning only pays when the thread keeps its CPU. If a pass got much less CPU time than wall
   // time, other runnable threads took the core (a loaded machine): a spinning thread then only
   // delays them and itself, so suspend for 100 ms.
@@ -50,6 +48,8 @@ struct SpinPolicy {
     contended_total++;
     off_until = now + 100000000;
   }
+  // A timeout doubles the budget (up to the ceiling); three in a row mean the device is slower
+  // than the ceiling: suspend for 100 ms, then probe again.
   void Miss(uint64_t now) {
     misses_total++;
     avg_ns = std::min(avg_ns * 2 + 1000, max_ns / 4);
