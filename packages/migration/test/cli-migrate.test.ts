@@ -1,9 +1,9 @@
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { tempDir, until } from './fixtures/env';
+import { rpcWhenListening, tempDir } from './fixtures/env';
 
 const BIN = resolve(__dirname, '../../cli/bin/blockwork.js');
 const exec = promisify(execFile);
@@ -21,7 +21,7 @@ t.test('blockwork migrate starts a job, prints plain progress off a TTY, and com
   }));
   const d = spawn(process.execPath, [BIN, 'start', '-c', cfg, '-r', sock, '--run-dir', join(dir, 'run'), '--log-level', 'error'], { stdio: 'ignore' });
   t.teardown(() => { if (d.exitCode === null) d.kill('SIGKILL'); });
-  await until(() => existsSync(sock), 20000, 'daemon socket');
+  (await rpcWhenListening(sock, d, 20000, 'daemon', () => 'see its exit code')).close();
   const { stdout, stderr } = await exec(process.execPath, [BIN, 'migrate', '-r', sock, '--name', 'm', '--source', 'A', '--target', 'B', '--rate-limit', '16', '--complete'], { encoding: 'utf8' });
   t.match(stderr, /^bulk +\d+\.\d MiB copied +\d+\/512 dirty/m, 'plain progress lines, one per second');
   t.match(stderr, /final pass took \d+ ms/);

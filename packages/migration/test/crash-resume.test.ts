@@ -1,11 +1,11 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RpcClient } from '@blockwork/core';
 import type { MigrationStatus } from '../src/mirror-job';
-import { tempDir, until } from './fixtures/env';
+import { rpcWhenListening, tempDir, until } from './fixtures/env';
 
 // Three daemon starts and a 2 MiB/s copy: past tap's 30 s default when run from this package on a loaded machine.
 t.setTimeout(300000);
@@ -28,11 +28,7 @@ async function startDaemon(dir: string, cfg: string): Promise<Daemon> {
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c) => { err += c; });
-  await until(() => {
-    if (child.exitCode !== null) throw new Error(`daemon exited: ${err}`);
-    return existsSync(sock);
-  }, 20000, 'daemon socket');
-  return { child, rpc: await RpcClient.connect(sock) };
+  return { child, rpc: await rpcWhenListening(sock, child, 20000, 'daemon', () => err) };
 }
 
 async function kill9(d: Daemon): Promise<void> {

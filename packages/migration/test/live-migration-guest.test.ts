@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { RpcClient } from '@blockwork/core';
 import { ensureGuestImage, requireGuestTools, startGuest, type GuestHandle } from '@blockwork/guest-vm';
 import type { MigrationStatus } from '../src/mirror-job';
-import { sleep, tempDir, until } from './fixtures/env';
+import { rpcWhenListening, sleep, tempDir, until } from './fixtures/env';
 import { Qmp } from './fixtures/qmp';
 
 const BIN = resolve(__dirname, '../../cli/bin/blockwork.js');
@@ -61,19 +61,13 @@ async function startDaemon(dir: string, name: string, img: string): Promise<Daem
     if (logFile) logFile.write(c);
     else err += c;
   });
-  // The socket file appears at bind, before listen: wait for a connection, not for the file.
-  let client: RpcClient | null = null;
+  let rpc: RpcClient;
   try {
-    await until(async () => {
-      if (child.exitCode !== null) throw new Error(`daemon ${name} exited: ${logDir ? `see ${join(logDir, `${name}.log`)}` : err}`);
-      client = await RpcClient.connect(sock).catch(() => null);
-      return client !== null;
-    }, 30000, `daemon ${name}`);
+    rpc = await rpcWhenListening(sock, child, 30000, `daemon ${name}`, () => (logDir ? `see ${join(logDir, `${name}.log`)}` : err));
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
   }
-  const rpc: RpcClient = client!;
   // Each daemon serves its disk over NBD on a Unix socket: A's to the source QEMU, B's to A's mirror and the destination QEMU.
   await rpc.call('nbd_server_start', { socket: join(dir, `${name}.nbd`) });
   await rpc.call('nbd_server_add_export', { bdev: 'disk' });
